@@ -1,0 +1,68 @@
+//! `Directive`: what a handler returns, built with `ctx.next`.
+
+use crate::bindings::wasmflow::workflow::types as wit;
+use crate::error::{Error, Result};
+
+/// What the run does after this handler: run a step, wait for an event,
+/// complete, or fail. Build one with [`ctx.next`](crate::Next).
+///
+/// A directive that could not be built (a result that does not serialize, a
+/// step of another workflow) carries that error, and the activation fails
+/// with it.
+#[must_use = "a handler must return its directive"]
+pub struct Directive(pub(crate) Result<wit::Directive>);
+
+impl Directive {
+    pub(crate) fn step(name: &str) -> Self {
+        Directive(Ok(wit::Directive::Step(name.to_owned())))
+    }
+
+    pub(crate) fn wait(timeout_ms: Option<u64>, on_timeout: Option<&str>) -> Self {
+        Directive(Ok(wit::Directive::Wait(wit::WaitSpec {
+            timeout_ms,
+            on_timeout: on_timeout.map(str::to_owned),
+        })))
+    }
+
+    pub(crate) fn complete(json: String) -> Self {
+        Directive(Ok(wit::Directive::Complete(json)))
+    }
+
+    pub(crate) fn fail(error: Error) -> Self {
+        Directive(Ok(wit::Directive::Fail(error.into_wit())))
+    }
+
+    pub(crate) fn from_error(error: Error) -> Self {
+        Directive(Err(error))
+    }
+}
+
+/// A reference to a `#[step]` of a workflow: the value `ctx.next.step(...)`
+/// takes.
+///
+/// `#[wasmflow::workflow]` implements it for a unit struct named after each
+/// step function, so `ctx.next.step(payment_done)` names the step itself and a
+/// typo is a compile error. It is not meant to be implemented by hand.
+pub trait StepRef {
+    /// The workflow type the step belongs to.
+    const WORKFLOW: &'static str;
+    /// The step's name.
+    const NAME: &'static str;
+}
+
+/// What a handler may return: a [`Directive`], or a `Result` of one.
+pub trait IntoDirective {
+    fn into_directive(self) -> Result<wit::Directive>;
+}
+
+impl IntoDirective for Directive {
+    fn into_directive(self) -> Result<wit::Directive> {
+        self.0
+    }
+}
+
+impl<E: Into<Error>> IntoDirective for std::result::Result<Directive, E> {
+    fn into_directive(self) -> Result<wit::Directive> {
+        self.map_err(Into::into).and_then(|d| d.0)
+    }
+}

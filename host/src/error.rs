@@ -1,0 +1,136 @@
+//! Errors: the typed [`WorkflowError`] that runs fail with and guests match
+//! on (SPEC 10), and the host API's [`Error`].
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, in terms a user or a guest can match on. Mirrors the WIT
+/// `error-kind` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    KeyNotFound,
+    InvalidPayload,
+    UnknownStep,
+    UnknownEvent,
+    UnknownWorkflowType,
+    NoParent,
+    WorkflowAlreadyRunning,
+    WorkflowTimeout,
+    StepTimeout,
+    MemoryLimit,
+    StackOverflow,
+    Trap,
+    QuotaExceeded,
+    NotSupported,
+    Cancelled,
+    Terminated,
+    Application,
+}
+
+impl ErrorKind {
+    /// The name used in output and JSON, e.g. `KeyNotFound`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::KeyNotFound => "KeyNotFound",
+            ErrorKind::InvalidPayload => "InvalidPayload",
+            ErrorKind::UnknownStep => "UnknownStep",
+            ErrorKind::UnknownEvent => "UnknownEvent",
+            ErrorKind::UnknownWorkflowType => "UnknownWorkflowType",
+            ErrorKind::NoParent => "NoParent",
+            ErrorKind::WorkflowAlreadyRunning => "WorkflowAlreadyRunning",
+            ErrorKind::WorkflowTimeout => "WorkflowTimeout",
+            ErrorKind::StepTimeout => "StepTimeout",
+            ErrorKind::MemoryLimit => "MemoryLimit",
+            ErrorKind::StackOverflow => "StackOverflow",
+            ErrorKind::Trap => "Trap",
+            ErrorKind::QuotaExceeded => "QuotaExceeded",
+            ErrorKind::NotSupported => "NotSupported",
+            ErrorKind::Cancelled => "Cancelled",
+            ErrorKind::Terminated => "Terminated",
+            ErrorKind::Application => "Application",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A typed error: why a run failed, or why a request was rejected at the door.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct WorkflowError {
+    pub kind: ErrorKind,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+impl WorkflowError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        WorkflowError {
+            kind,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// A per-run or per-activation quota was exceeded.
+    pub fn quota(limit: &str, value: u64, max: u64) -> Self {
+        WorkflowError::new(
+            ErrorKind::QuotaExceeded,
+            format!("quota `{limit}` exceeded: {value} > {max}"),
+        )
+        .with_details(serde_json::json!({"limit": limit, "value": value, "max": max}))
+    }
+}
+
+/// The host API's error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request was rejected before anything was stored: an unknown workflow
+    /// type, an input that does not fit the start handler, an id that is
+    /// already active, ...
+    #[error(transparent)]
+    Rejected(#[from] WorkflowError),
+    #[error("plugins directory `{}`: {source}", path.display())]
+    PluginsDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no run with id `{0}`")]
+    RunNotFound(String),
+    #[error("invalid setting `{setting}`: {reason}")]
+    Config {
+        setting: &'static str,
+        reason: String,
+    },
+    #[error("wasm engine: {0}")]
+    Engine(String),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("the host is shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    /// The typed kind, when the error is a door rejection.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Error::Rejected(e) => Some(e.kind),
+            _ => None,
+        }
+    }
+}
+
+/// `Result<T, wasmflow_host::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

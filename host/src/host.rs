@@ -1,0 +1,479 @@
+//! [`Host`]: the public face of the engine. It ties the sandbox, the
+//! plugins, storage and the scheduler together, validates requests at the
+//! door (before anything is stored), and resumes every unfinished run when it
+//! starts on an existing database.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::{Error, ErrorKind, Result, WorkflowError};
+use crate::model::{HandlerKind, Pending, RunId, RunStatus, now_ms, parse_json};
+use crate::plugins::Plugins;
+use crate::sandbox::{ComponentVersion, ParentIdentity, RunIdentity, Sandbox, SandboxConfig};
+use crate::scheduler::{self, LiveRun};
+use crate::storage::{CreateError, HistoryRecord, NewRun, RunRecord, Storage};
+
+/// Configures and starts a [`Host`].
+///
+/// ```no_run
+/// # async fn f() -> wasmflow_host::Result<()> {
+/// use std::time::Duration;
+/// let host = wasmflow_host::Host::builder("wasmflow.db")
+///     .plugins("./plugins")
+///     .step_timeout(Duration::from_secs(30))
+///     .start()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HostBuilder {
+    db: PathBuf,
+    plugins: Option<PathBuf>,
+    sandbox: SandboxConfig,
+    step_timeout: Duration,
+}
+
+impl HostBuilder {
+    /// The plugins directory (`*.wasm` components). Without one the host
+    /// knows no workflow types.
+    pub fn plugins(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.plugins = Some(dir.into());
+        self
+    }
+
+    /// The activation deadline of handlers that do not set their own
+    /// (default 10 s).
+    pub fn step_timeout(mut self, timeout: Duration) -> Self {
+        self.step_timeout = timeout;
+        self
+    }
+
+    /// Linear memory cap per instance (default 64 MiB).
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.sandbox.memory_bytes = bytes;
+        self
+    }
+
+    /// How many instances may exist at once (default 256); activations
+    /// beyond that wait for a slot.
+    pub fn instance_slots(mut self, slots: u32) -> Self {
+        self.sandbox.instance_slots = slots;
+        self
+    }
+
+    /// The largest JSON value a guest may store or return (default 1 MiB).
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.sandbox.max_value_bytes = bytes;
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |setting, reason: String| Err(Error::Config { setting, reason });
+        if self.step_timeout.is_zero() || self.step_timeout > Duration::from_secs(24 * 3600) {
+            return bad(
+                "step_timeout",
+                format!("{:?} is not between 1 ms and 24 h", self.step_timeout),
+            );
+        }
+        let memory = self.sandbox.memory_bytes;
+        if !(1 << 20..=4 << 30).contains(&memory) {
+            return bad(
+                "memory_limit",
+                format!("{memory} bytes is not between 1 MiB and 4 GiB"),
+            );
+        }
+        let slots = self.sandbox.instance_slots;
+        if !(1..=10_000).contains(&slots) {
+            return bad(
+                "instance_slots",
+                format!("{slots} is not between 1 and 10000"),
+            );
+        }
+        let value = self.sandbox.max_value_bytes;
+        if !(1..=64 << 20).contains(&value) {
+            return bad(
+                "max_value_bytes",
+                format!("{value} is not between 1 byte and 64 MiB"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Open the database, load the plugins and resume unfinished runs.
+    pub async fn start(self) -> Result<Host> {
+        self.check()?;
+        let sandbox = Sandbox::new(self.sandbox).map_err(Error::Engine)?;
+        let storage = Storage::open(&self.db)?;
+        let plugins = match &self.plugins {
+            Some(dir) => Plugins::load_dir(&sandbox, dir).await?,
+            None => Plugins::default(),
+        };
+        // Keep every loaded version in the database, so runs pinned to it can
+        // finish even when its file is replaced or gone.
+        for (_, component, bytes) in plugins.files() {
+            storage
+                .save_component(&component.hash, bytes.clone(), now_ms())
+                .await?;
+        }
+        let inner = Arc::new(Inner {
+            sandbox,
+            storage,
+            plugins,
+            step_timeout: self.step_timeout,
+            drivers: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
+            pinned: tokio::sync::Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        inner.resume().await?;
+        Ok(Host { inner })
+    }
+}
+
+/// Options of [`Host::start`].
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    workflow_id: Option<String>,
+}
+
+impl StartOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The caller-chosen workflow id (default: the run id). At most one run
+    /// per workflow id is active at a time.
+    pub fn workflow_id(mut self, id: impl Into<String>) -> Self {
+        self.workflow_id = Some(id.into());
+        self
+    }
+}
+
+/// A started run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub run_id: RunId,
+    pub workflow_id: String,
+}
+
+/// A running wasmflow host.
+///
+/// Dropping it stops its drivers: activations in progress are abandoned and
+/// executed again by the next host that opens the database.
+pub struct Host {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub sandbox: Sandbox,
+    pub storage: Storage,
+    pub plugins: Plugins,
+    pub step_timeout: Duration,
+    /// Runs with a driver; `true` when it should look at the run again.
+    pub drivers: Mutex<HashMap<RunId, bool>>,
+    /// Callers waiting for runs to end.
+    pub watchers: Mutex<HashMap<RunId, Vec<oneshot::Sender<()>>>>,
+    /// Component versions loaded from the database for runs whose file is
+    /// gone.
+    pinned: tokio::sync::Mutex<HashMap<String, Arc<ComponentVersion>>>,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl Host {
+    /// Start configuring a host on the SQLite database at `db`.
+    pub fn builder(db: impl Into<PathBuf>) -> HostBuilder {
+        HostBuilder {
+            db: db.into(),
+            plugins: None,
+            sandbox: SandboxConfig::default(),
+            step_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The workflow types the plugins provide, and the rejected files.
+    pub fn plugins(&self) -> &Plugins {
+        &self.inner.plugins
+    }
+
+    /// Start a run of `workflow_type` with `input` (JSON text: an object whose
+    /// keys bind to the start handler's parameters). Everything is validated
+    /// before anything is stored; the run is durable when this returns.
+    pub async fn start(
+        &self,
+        workflow_type: &str,
+        input: &str,
+        options: StartOptions,
+    ) -> Result<Started> {
+        let entry = self.inner.plugins.get(workflow_type)?;
+        let spec = entry.spec.clone();
+        let value: serde_json::Value = serde_json::from_str(input).map_err(|e| {
+            WorkflowError::new(
+                ErrorKind::InvalidPayload,
+                format!("the workflow input is not valid JSON: {e}"),
+            )
+        })?;
+        if !value.is_object() {
+            return Err(WorkflowError::new(
+                ErrorKind::InvalidPayload,
+                format!(
+                    "the workflow input must be a JSON object, found {}",
+                    wasmflow_payload::json_type(&value)
+                ),
+            )
+            .into());
+        }
+        let start = spec.start().ok_or_else(|| {
+            WorkflowError::new(
+                ErrorKind::UnknownStep,
+                format!("workflow type `{workflow_type}` has no start handler"),
+            )
+        })?;
+        start.check_payload(&value)?;
+        let input = parse_json(input, "the workflow input")?;
+
+        let run_id = RunId::new();
+        let workflow_id = options.workflow_id.unwrap_or_else(|| run_id.to_string());
+        if workflow_id.is_empty() || workflow_id.len() > 255 {
+            return Err(WorkflowError::new(
+                ErrorKind::InvalidPayload,
+                "a workflow id must be 1 to 255 bytes long",
+            )
+            .into());
+        }
+        let pending = Pending {
+            kind: HandlerKind::Start,
+            handler: start.name.clone(),
+            input: input.clone(),
+        };
+        let new = NewRun {
+            run_id,
+            workflow_id: workflow_id.clone(),
+            workflow_type: workflow_type.to_owned(),
+            version: entry.component.hash.clone(),
+            parent_run_id: None,
+            input,
+            pending: pending.clone(),
+            at_ms: now_ms(),
+        };
+        match self.inner.storage.create_run(new).await {
+            Ok(()) => {}
+            Err(CreateError::AlreadyActive {
+                workflow_id,
+                run_id,
+            }) => {
+                return Err(WorkflowError::new(
+                    ErrorKind::WorkflowAlreadyRunning,
+                    format!("workflow id `{workflow_id}` already has an active run `{run_id}`"),
+                )
+                .with_details(serde_json::json!({"run_id": run_id.to_string()}))
+                .into());
+            }
+            Err(CreateError::Storage(e)) => return Err(e.into()),
+        }
+        let live = LiveRun {
+            run_id,
+            identity: Arc::new(RunIdentity {
+                workflow_type: workflow_type.to_owned(),
+                workflow_id: workflow_id.clone(),
+                run_id: run_id.to_string(),
+                version: entry.component.hash.clone(),
+                parent: None,
+            }),
+            component: entry.component.clone(),
+            spec,
+            seq: 0,
+            pending,
+            store: Arc::default(),
+        };
+        scheduler::wake(&self.inner, run_id, Some(live));
+        Ok(Started {
+            run_id,
+            workflow_id,
+        })
+    }
+
+    /// Wait until the run reaches a terminal state and return it.
+    pub async fn wait(&self, run_id: RunId) -> Result<RunRecord> {
+        loop {
+            let (tx, rx) = oneshot::channel();
+            if let Ok(mut watchers) = self.inner.watchers.lock() {
+                watchers.entry(run_id).or_default().push(tx);
+            }
+            let record = self
+                .inner
+                .storage
+                .run(run_id)
+                .await?
+                .ok_or_else(|| Error::RunNotFound(run_id.to_string()))?;
+            if record.status.is_terminal() {
+                return Ok(record);
+            }
+            tokio::select! {
+                _ = rx => {}
+                _ = self.inner.shutdown.cancelled() => return Err(Error::ShuttingDown),
+            }
+        }
+    }
+
+    /// The run as stored now.
+    pub async fn run(&self, run_id: RunId) -> Result<RunRecord> {
+        self.inner
+            .storage
+            .run(run_id)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(run_id.to_string()))
+    }
+
+    /// The newest run of a workflow id.
+    pub async fn latest_run(&self, workflow_id: &str) -> Result<RunRecord> {
+        self.inner
+            .storage
+            .latest_run(workflow_id)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(workflow_id.to_owned()))
+    }
+
+    /// The run's history, oldest first.
+    pub async fn history(&self, run_id: RunId) -> Result<Vec<HistoryRecord>> {
+        Ok(self.inner.storage.history(run_id).await?)
+    }
+
+    /// The run's committed store.
+    pub async fn store(&self, run_id: RunId) -> Result<HashMap<String, serde_json::Value>> {
+        let store = self.inner.storage.store(run_id).await?;
+        Ok(store
+            .into_iter()
+            .map(|(k, v)| {
+                let value = serde_json::from_str(v.get()).unwrap_or(serde_json::Value::Null);
+                (k, value)
+            })
+            .collect())
+    }
+
+    /// Stop the drivers and wait for them: activations in progress are
+    /// abandoned (they run again on the next start), nothing committed is
+    /// lost.
+    pub async fn shutdown(self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+    }
+}
+
+impl Inner {
+    /// Resume every unfinished run: running ones get a driver, waiting ones
+    /// their timer.
+    async fn resume(self: &Arc<Self>) -> Result<()> {
+        let runs = self.storage.live_runs().await?;
+        if !runs.is_empty() {
+            tracing::info!(runs = runs.len(), "resuming unfinished runs");
+        }
+        for run in runs {
+            match run.status {
+                RunStatus::Running => scheduler::wake(self, run.run_id, None),
+                RunStatus::Waiting => {
+                    if let Some(timer) = run.timer {
+                        scheduler::arm_timer(self, run.run_id, run.seq, timer);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The component a run is pinned to: from the plugins directory, or from
+    /// the copy kept in the database.
+    async fn component(&self, version: &str) -> Result<Arc<ComponentVersion>> {
+        if let Some(c) = self.plugins.version(version) {
+            return Ok(c.clone());
+        }
+        let mut pinned = self.pinned.lock().await;
+        if let Some(c) = pinned.get(version) {
+            return Ok(c.clone());
+        }
+        let bytes = self.storage.component(version).await?.ok_or_else(|| {
+            Error::Engine(format!("component version `{version}` is not in the database"))
+        })?;
+        let component = self
+            .sandbox
+            .load(bytes.into())
+            .await
+            .map_err(|e| Error::Engine(format!("component version `{version}`: {e}")))?;
+        let component = Arc::new(component);
+        pinned.insert(version.to_owned(), component.clone());
+        Ok(component)
+    }
+
+    /// Load what a driver needs for a running run; `None` if it is not
+    /// running.
+    pub(crate) async fn load_live(&self, run_id: RunId) -> Result<Option<LiveRun>> {
+        let Some(record) = self.storage.run(run_id).await? else {
+            return Ok(None);
+        };
+        let (RunStatus::Running, Some(pending)) = (record.status, record.pending) else {
+            return Ok(None);
+        };
+        let component = self.component(&record.version).await?;
+        let spec = component
+            .workflow_type(&record.workflow_type)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Engine(format!(
+                    "component version `{}` does not provide workflow type `{}`",
+                    record.version, record.workflow_type
+                ))
+            })?;
+        let parent = match record.parent_run_id {
+            Some(parent_id) => self.storage.run(parent_id).await?.map(|p| ParentIdentity {
+                workflow_type: p.workflow_type,
+                workflow_id: p.workflow_id,
+                run_id: p.run_id.to_string(),
+            }),
+            None => None,
+        };
+        let store = self.storage.store(run_id).await?;
+        Ok(Some(LiveRun {
+            run_id,
+            identity: Arc::new(RunIdentity {
+                workflow_type: record.workflow_type,
+                workflow_id: record.workflow_id,
+                run_id: run_id.to_string(),
+                version: record.version,
+                parent,
+            }),
+            component,
+            spec,
+            seq: record.seq,
+            pending,
+            store: Arc::new(store),
+        }))
+    }
+
+    /// Wake everyone waiting for `run_id` to end.
+    pub(crate) fn notify_terminal(&self, run_id: RunId) {
+        let waiting = self
+            .watchers
+            .lock()
+            .ok()
+            .and_then(|mut w| w.remove(&run_id));
+        for tx in waiting.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+}

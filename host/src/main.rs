@@ -1,0 +1,215 @@
+//! `wasmflow`: the command-line face of the host.
+//!
+//! Exit codes: 0 success; 1 the run failed (or a plugin file was rejected,
+//! for `types`); 2 the request was rejected or the command could not run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use wasmflow_host::{Host, HostBuilder, Plugins, RunStatus, StartOptions, short_version};
+
+#[derive(Parser)]
+#[command(
+    name = "wasmflow",
+    version,
+    about = "Durable workflows compiled to WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one workflow in-process on the embedded store and print its result.
+    Run(RunArgs),
+    /// List the workflow types and handlers a plugins directory provides.
+    Types(TypesArgs),
+}
+
+#[derive(Args)]
+struct PluginsArg {
+    /// Directory of workflow components (`*.wasm`).
+    #[arg(long, env = "WASMFLOW_PLUGINS", default_value = "plugins")]
+    plugins: PathBuf,
+}
+
+#[derive(Args)]
+struct HostArgs {
+    #[command(flatten)]
+    plugins: PluginsArg,
+    /// The SQLite database file (created if missing).
+    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
+    db: PathBuf,
+    /// Activation deadline of handlers without their own, e.g. `10s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    step_timeout: Option<Duration>,
+    /// Memory cap per instance in MiB.
+    #[arg(long)]
+    memory_limit_mib: Option<usize>,
+}
+
+impl HostArgs {
+    fn builder(&self) -> HostBuilder {
+        let mut builder = Host::builder(&self.db).plugins(&self.plugins.plugins);
+        if let Some(t) = self.step_timeout {
+            builder = builder.step_timeout(t);
+        }
+        if let Some(mib) = self.memory_limit_mib {
+            builder = builder.memory_limit(mib.saturating_mul(1 << 20));
+        }
+        builder
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The workflow type to start, e.g. `Greeter`.
+    workflow_type: String,
+    /// The workflow input: a JSON object whose keys bind to the start
+    /// handler's parameters.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// The workflow id (default: the run id).
+    #[arg(long)]
+    id: Option<String>,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(Args)]
+struct TypesArgs {
+    #[command(flatten)]
+    plugins: PluginsArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,wasmflow::guest=info".into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Types(args) => types(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let host = args.host.builder().start().await?;
+    for rejected in host.plugins().rejected() {
+        eprintln!(
+            "warning: plugin `{}` rejected: {}",
+            rejected.file.display(),
+            rejected.reason
+        );
+    }
+    let mut options = StartOptions::new();
+    if let Some(id) = args.id {
+        options = options.workflow_id(id);
+    }
+    let started = host
+        .start(&args.workflow_type, &args.input, options)
+        .await?;
+    let record = host.wait(started.run_id).await?;
+    host.shutdown().await;
+    match (record.status, record.result, record.error) {
+        (RunStatus::Completed, Some(result), _) => {
+            println!("{}", result.get());
+            Ok(ExitCode::SUCCESS)
+        }
+        (status, _, Some(error)) => {
+            eprintln!("error: run {} {status}: {error}", started.run_id);
+            Ok(ExitCode::from(1))
+        }
+        (status, _, None) => {
+            eprintln!("error: run {} ended {status}", started.run_id);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn types(args: TypesArgs) -> anyhow::Result<ExitCode> {
+    let plugins = Plugins::inspect(&args.plugins.plugins).await?;
+    if args.json {
+        let types: Vec<_> = plugins
+            .types()
+            .into_iter()
+            .map(|(name, entry)| {
+                serde_json::json!({
+                    "name": name,
+                    "version": entry.component.hash,
+                    "file": entry.file.display().to_string(),
+                    "handlers": entry.spec.handlers,
+                })
+            })
+            .collect();
+        let rejected: Vec<_> = plugins
+            .rejected()
+            .iter()
+            .map(|r| serde_json::json!({"file": r.file.display().to_string(), "reason": r.reason}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"types": types, "rejected": rejected}))?
+        );
+    } else {
+        if plugins.types().is_empty() {
+            println!("no workflow types in `{}`", args.plugins.plugins.display());
+        }
+        for (name, entry) in plugins.types() {
+            let file = entry
+                .file
+                .file_name()
+                .map_or_else(|| entry.file.display().to_string(), |f| f.to_string_lossy().into_owned());
+            println!("{name}  ({file}, version {})", short_version(&entry.component.hash));
+            for h in &entry.spec.handlers {
+                let params: Vec<String> = h
+                    .params
+                    .iter()
+                    .map(|p| if p.optional { format!("{}?", p.name) } else { p.name.clone() })
+                    .collect();
+                let timeout = h
+                    .timeout
+                    .map(|t| format!("  timeout {}", humantime::format_duration(t)))
+                    .unwrap_or_default();
+                println!("  {:<6} {}({}){timeout}", h.kind.as_str(), h.name, params.join(", "));
+            }
+        }
+        for r in plugins.rejected() {
+            println!("rejected  {}: {}", r.file.display(), r.reason);
+        }
+    }
+    Ok(if !plugins.rejected().is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,483 @@
+//! The host's vocabulary (SPEC 2): run ids and statuses, workflow types and
+//! their handlers as `describe` reports them, directives, and history events.
+//! Pure data; no I/O, no wasmtime, no SQL.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::{ErrorKind, WorkflowError};
+
+/// A JSON document kept as text: the host stores and forwards values without
+/// re-parsing them.
+pub type Json = Box<RawValue>;
+
+/// Parse JSON text that came from outside (a user, a guest, a file).
+pub fn parse_json(text: &str, what: &str) -> Result<Json, WorkflowError> {
+    serde_json::from_str::<Json>(text).map_err(|e| {
+        WorkflowError::new(
+            ErrorKind::InvalidPayload,
+            format!("{what} is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// `null` as a [`Json`].
+pub fn json_null() -> Json {
+    RawValue::from_string("null".to_owned()).expect("`null` is valid JSON")
+}
+
+/// The id of one run: a UUID v7, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RunId(uuid::Uuid);
+
+impl RunId {
+    pub fn new() -> Self {
+        RunId(uuid::Uuid::now_v7())
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for RunId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(RunId)
+    }
+}
+
+impl Serialize for RunId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RunId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'_, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a run is in its state machine (SPEC 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// An activation is scheduled or executing.
+    Running,
+    /// Parked until an event or a timer.
+    Waiting,
+    Completed,
+    Failed,
+    Cancelled,
+    Terminated,
+}
+
+impl RunStatus {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Running | RunStatus::Waiting)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Terminated => "terminated",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "running" => RunStatus::Running,
+            "waiting" => RunStatus::Waiting,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            "terminated" => RunStatus::Terminated,
+            other => return Err(format!("unknown run status `{other}`")),
+        })
+    }
+}
+
+/// The kind of a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandlerKind {
+    Start,
+    Step,
+    Event,
+    Query,
+}
+
+impl HandlerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandlerKind::Start => "start",
+            HandlerKind::Step => "step",
+            HandlerKind::Event => "event",
+            HandlerKind::Query => "query",
+        }
+    }
+}
+
+impl fmt::Display for HandlerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One parameter of a handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    pub name: String,
+    pub optional: bool,
+}
+
+/// One handler of a workflow type, as `describe` reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerSpec {
+    pub name: String,
+    pub kind: HandlerKind,
+    pub params: Vec<ParamSpec>,
+    #[serde(with = "opt_ms", default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+impl HandlerSpec {
+    /// Check `payload` against the parameters (SPEC 4), naming what is wrong.
+    pub fn check_payload(&self, payload: &serde_json::Value) -> Result<(), WorkflowError> {
+        let params: Vec<wasmflow_payload::Param<'_>> = self
+            .params
+            .iter()
+            .map(|p| wasmflow_payload::Param {
+                name: &p.name,
+                optional: p.optional,
+            })
+            .collect();
+        let binding = match self.kind {
+            HandlerKind::Step => wasmflow_payload::Binding::Whole,
+            _ => wasmflow_payload::Binding::ByName,
+        };
+        wasmflow_payload::bind(&params, binding, payload)
+            .map(drop)
+            .map_err(|e| {
+                WorkflowError::new(
+                    ErrorKind::InvalidPayload,
+                    format!("{} `{}`: {e}", self.kind, self.name),
+                )
+            })
+    }
+}
+
+/// A workflow type and its handlers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowTypeSpec {
+    pub name: String,
+    pub handlers: Vec<HandlerSpec>,
+}
+
+impl WorkflowTypeSpec {
+    /// The start handler (a validated spec has exactly one).
+    pub fn start(&self) -> Option<&HandlerSpec> {
+        self.handlers.iter().find(|h| h.kind == HandlerKind::Start)
+    }
+
+    pub fn handler(&self, kind: HandlerKind, name: &str) -> Option<&HandlerSpec> {
+        self.handlers
+            .iter()
+            .find(|h| h.kind == kind && h.name == name)
+    }
+
+    /// The rules `describe` output must follow; the message names the
+    /// offending handler.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.len() > 200 || self.name.contains(char::is_whitespace)
+        {
+            return Err(format!(
+                "workflow type name `{}` must be 1-200 characters without whitespace",
+                self.name
+            ));
+        }
+        let starts = self
+            .handlers
+            .iter()
+            .filter(|h| h.kind == HandlerKind::Start)
+            .count();
+        if starts != 1 {
+            return Err(format!(
+                "workflow type `{}` has {starts} start handlers; it needs exactly one",
+                self.name
+            ));
+        }
+        for (i, h) in self.handlers.iter().enumerate() {
+            if h.name.is_empty() {
+                return Err(format!(
+                    "workflow type `{}` has a {} handler without a name",
+                    self.name, h.kind
+                ));
+            }
+            if self.handlers[..i]
+                .iter()
+                .any(|p| p.kind == h.kind && p.name == h.name)
+            {
+                return Err(format!(
+                    "workflow type `{}` declares {} `{}` twice",
+                    self.name, h.kind, h.name
+                ));
+            }
+            if h.kind == HandlerKind::Step && h.params.len() > 1 {
+                return Err(format!(
+                    "step `{}` of workflow type `{}` takes {} parameters; steps take at most one",
+                    h.name,
+                    self.name,
+                    h.params.len()
+                ));
+            }
+            for (j, p) in h.params.iter().enumerate() {
+                if h.params[..j].iter().any(|q| q.name == p.name) {
+                    return Err(format!(
+                        "{} `{}` of workflow type `{}` has parameter `{}` twice",
+                        h.kind, h.name, self.name, p.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a handler returned (SPEC 2).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Directive {
+    Step(String),
+    Wait {
+        #[serde(with = "opt_ms", default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<Duration>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_timeout: Option<String>,
+    },
+    Complete(Json),
+    Fail(WorkflowError),
+}
+
+/// The activation a running run executes next.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub kind: HandlerKind,
+    pub handler: String,
+    /// The start input or event payload; `null` for plain steps.
+    pub input: Json,
+}
+
+/// One entry of a run's history (SPEC 9).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HistoryEvent {
+    RunStarted {
+        workflow_type: String,
+        workflow_id: String,
+        version: String,
+        input: Json,
+    },
+    ActivationStarted {
+        sequence: u64,
+        kind: HandlerKind,
+        handler: String,
+    },
+    ActivationCompleted {
+        sequence: u64,
+        handler: String,
+        duration_us: u64,
+        directive: Directive,
+        keys_changed: Vec<String>,
+    },
+    ActivationFailed {
+        sequence: u64,
+        handler: String,
+        duration_us: u64,
+        error: WorkflowError,
+    },
+    TimerSet {
+        due_ms: u64,
+        on_timeout: Option<String>,
+    },
+    TimerFired {
+        on_timeout: Option<String>,
+    },
+    RunCompleted {
+        result: Json,
+    },
+    RunFailed {
+        error: WorkflowError,
+    },
+}
+
+impl HistoryEvent {
+    /// The `type` tag, e.g. `activation_completed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HistoryEvent::RunStarted { .. } => "run_started",
+            HistoryEvent::ActivationStarted { .. } => "activation_started",
+            HistoryEvent::ActivationCompleted { .. } => "activation_completed",
+            HistoryEvent::ActivationFailed { .. } => "activation_failed",
+            HistoryEvent::TimerSet { .. } => "timer_set",
+            HistoryEvent::TimerFired { .. } => "timer_fired",
+            HistoryEvent::RunCompleted { .. } => "run_completed",
+            HistoryEvent::RunFailed { .. } => "run_failed",
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// `Option<Duration>` as integer milliseconds in JSON.
+mod opt_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handler(kind: HandlerKind, name: &str, params: &[&str]) -> HandlerSpec {
+        HandlerSpec {
+            name: name.into(),
+            kind,
+            params: params
+                .iter()
+                .map(|p| ParamSpec {
+                    name: (*p).into(),
+                    optional: false,
+                })
+                .collect(),
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn a_type_needs_exactly_one_start() {
+        let mut spec = WorkflowTypeSpec {
+            name: "Order".into(),
+            handlers: vec![handler(HandlerKind::Step, "a", &[])],
+        };
+        assert!(spec.validate().unwrap_err().contains("0 start handlers"));
+        spec.handlers.push(handler(HandlerKind::Start, "s", &[]));
+        assert_eq!(spec.validate(), Ok(()));
+        spec.handlers.push(handler(HandlerKind::Start, "t", &[]));
+        assert!(spec.validate().unwrap_err().contains("2 start handlers"));
+    }
+
+    #[test]
+    fn duplicate_handlers_and_params_are_named() {
+        let spec = WorkflowTypeSpec {
+            name: "Order".into(),
+            handlers: vec![
+                handler(HandlerKind::Start, "s", &["a", "a"]),
+                handler(HandlerKind::Step, "x", &[]),
+            ],
+        };
+        assert!(spec.validate().unwrap_err().contains("parameter `a` twice"));
+        let spec = WorkflowTypeSpec {
+            name: "Order".into(),
+            handlers: vec![
+                handler(HandlerKind::Start, "s", &[]),
+                handler(HandlerKind::Step, "x", &[]),
+                handler(HandlerKind::Step, "x", &[]),
+            ],
+        };
+        assert!(spec.validate().unwrap_err().contains("step `x` twice"));
+        // A step and an event may share a name.
+        let spec = WorkflowTypeSpec {
+            name: "Order".into(),
+            handlers: vec![
+                handler(HandlerKind::Start, "s", &[]),
+                handler(HandlerKind::Step, "x", &[]),
+                handler(HandlerKind::Event, "x", &[]),
+            ],
+        };
+        assert_eq!(spec.validate(), Ok(()));
+    }
+
+    #[test]
+    fn payload_errors_name_the_handler_and_key() {
+        let h = handler(HandlerKind::Start, "order_start", &["order_id", "amount"]);
+        let err = h
+            .check_payload(&serde_json::json!({"order_id": "a"}))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidPayload);
+        assert_eq!(err.message, "start `order_start`: missing key `amount`");
+    }
+
+    #[test]
+    fn directives_serialize_compactly() {
+        let d = Directive::Wait {
+            timeout: Some(Duration::from_secs(2)),
+            on_timeout: Some("late".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"wait":{"timeout":2000,"on_timeout":"late"}}"#
+        );
+        let d = Directive::Complete(parse_json("[1,2]", "x").unwrap());
+        assert_eq!(serde_json::to_string(&d).unwrap(), r#"{"complete":[1,2]}"#);
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in [
+            RunStatus::Running,
+            RunStatus::Waiting,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+            RunStatus::Terminated,
+        ] {
+            assert_eq!(s.as_str().parse::<RunStatus>(), Ok(s));
+        }
+        assert!("done".parse::<RunStatus>().is_err());
+    }
+}

@@ -1,0 +1,578 @@
+//! The sandbox: the only module that knows wasmtime.
+//!
+//! One shared [`Engine`] with the pooling allocator (tuned as the wasmtime 48
+//! notes measured: keep-resident memory, tables and stacks, pagemap scan where
+//! the kernel has it) and epoch interruption. A component is compiled and
+//! linked once into a [`ComponentVersion`]; every activation gets a fresh
+//! instance of it in a fresh store, with a memory cap, a wall-clock deadline
+//! that also time-slices busy guests, and WASI with nothing granted. The
+//! instance is dropped when the handler returns; what the handler did comes
+//! back as an [`ActivationOutcome`] for the scheduler to commit.
+//!
+//! Invariants: an instance never outlives its activation and is never shared
+//! between runs; no guest error, trap or limit escapes as anything but a
+//! typed [`WorkflowError`] in the outcome.
+
+mod bindings;
+mod state;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use crate::error::{ErrorKind, WorkflowError};
+use crate::model::{
+    Directive, HandlerKind, HandlerSpec, Json, ParamSpec, WorkflowTypeSpec, parse_json,
+};
+use bindings::types as wit;
+use state::{ActivationLimits, ActivationState, Stop};
+
+pub use state::{LogLevel, LogLine, ParentIdentity, RunIdentity, StoreMap};
+
+/// Settings of the sandbox. Every field has a default; the host's builder
+/// sets them.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Linear memory cap per instance.
+    pub memory_bytes: usize,
+    /// Instances that may exist at once; activations beyond this wait.
+    pub instance_slots: u32,
+    /// Wasm stack limit per activation.
+    pub max_wasm_stack: usize,
+    /// Largest JSON value a guest may store or return.
+    pub max_value_bytes: usize,
+    /// Log bytes kept per activation (log calls, stdout, stderr).
+    pub log_bytes: usize,
+    /// Deadline of the `describe` call when a component is loaded.
+    pub describe_timeout: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            memory_bytes: 64 << 20,
+            instance_slots: 256,
+            max_wasm_stack: 512 << 10,
+            max_value_bytes: 1 << 20,
+            log_bytes: 64 << 10,
+            describe_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a component could not be loaded; the message says what is wrong
+/// with it (the caller adds which file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LoadError(pub String);
+
+/// A compiled, linked and described component: one plugin at one version.
+pub struct ComponentVersion {
+    /// SHA-256 of the component's bytes, hex: the version runs are pinned to.
+    pub hash: String,
+    /// The workflow types it declares, validated.
+    pub types: Vec<Arc<WorkflowTypeSpec>>,
+    pre: bindings::WorkflowPre<ActivationState>,
+}
+
+impl std::fmt::Debug for ComponentVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentVersion")
+            .field("hash", &self.hash)
+            .field("types", &self.types)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ComponentVersion {
+    pub fn workflow_type(&self, name: &str) -> Option<&Arc<WorkflowTypeSpec>> {
+        self.types.iter().find(|t| t.name == name)
+    }
+}
+
+/// One handler invocation to run.
+pub struct ActivationRequest {
+    pub run: Arc<RunIdentity>,
+    pub kind: HandlerKind,
+    pub handler: String,
+    pub input: Json,
+    pub sequence: u64,
+    /// The run's committed store.
+    pub store: Arc<StoreMap>,
+    pub timeout: Duration,
+}
+
+/// What an activation did. Nothing of it is visible until the scheduler
+/// commits it.
+pub struct ActivationOutcome {
+    pub result: Result<Directive, WorkflowError>,
+    /// Store writes (`None`: delete), in key order.
+    pub writes: BTreeMap<String, Option<Json>>,
+    pub logs: Vec<LogLine>,
+    pub duration: Duration,
+}
+
+/// The wasmtime engine, the linker, the instance pool and the epoch clock.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<ActivationState>,
+    slots: Arc<Semaphore>,
+    config: SandboxConfig,
+    _ticker: EpochTicker,
+}
+
+/// Epoch interruption advances one tick per millisecond.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Result<Sandbox, String> {
+        let slots = config.instance_slots;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .max_core_instances_per_component(16)
+            .total_core_instances(slots.saturating_mul(16))
+            .max_memories_per_component(2)
+            .total_memories(slots.saturating_mul(2))
+            .max_tables_per_component(8)
+            .total_tables(slots.saturating_mul(8))
+            .total_stacks(slots)
+            .max_memory_size(config.memory_bytes)
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(128 << 10)
+            .pagemap_scan(Enabled::Auto);
+
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(config.max_wasm_stack)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&cfg).map_err(|e| error_chain(&e))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| error_chain(&e))?;
+        bindings::Workflow::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| error_chain(&e))?;
+
+        let ticker = EpochTicker::start(engine.clone())
+            .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
+        Ok(Sandbox {
+            engine,
+            linker,
+            slots: Arc::new(Semaphore::new(slots as usize)),
+            config,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// Compile, link and describe a component. Compilation runs on a blocking
+    /// thread, off the scheduler's workers.
+    pub async fn load(&self, bytes: Arc<[u8]>) -> Result<ComponentVersion, LoadError> {
+        check_header(&bytes)?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let engine = self.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError(format!("compilation did not finish: {e}")))?
+            .map_err(|e| LoadError(format!("invalid component: {}", error_chain(&e))))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError(describe_link_error(&e)))?;
+        let pre = bindings::WorkflowPre::new(pre).map_err(|e| {
+            LoadError(format!(
+                "does not target the wasmflow world: {}",
+                error_chain(&e)
+            ))
+        })?;
+        let types = self.describe(&pre, &hash).await?;
+        Ok(ComponentVersion { hash, types, pre })
+    }
+
+    async fn describe(
+        &self,
+        pre: &bindings::WorkflowPre<ActivationState>,
+        hash: &str,
+    ) -> Result<Vec<Arc<WorkflowTypeSpec>>, LoadError> {
+        let run = Arc::new(RunIdentity {
+            workflow_type: String::new(),
+            workflow_id: String::new(),
+            run_id: String::new(),
+            version: hash.to_owned(),
+            parent: None,
+        });
+        let _permit = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| LoadError("the sandbox is shutting down".into()))?;
+        let mut store = self.new_store(
+            Instant::now() + self.config.describe_timeout,
+            run,
+            "describe".into(),
+            0,
+            Arc::default(),
+        );
+        let result = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .wasmflow_workflow_guest()
+                .call_describe(&mut store)
+                .await
+        }
+        .await;
+        let infos = match result {
+            Ok(infos) => infos,
+            Err(e) => {
+                let error = classify_trap(&e, store.data());
+                return Err(LoadError(format!("`describe` failed: {error}")));
+            }
+        };
+        if infos.is_empty() {
+            return Err(LoadError(
+                "`describe` returned no workflow types".to_owned(),
+            ));
+        }
+        let mut types: Vec<Arc<WorkflowTypeSpec>> = Vec::with_capacity(infos.len());
+        for info in infos {
+            let spec = type_spec(info);
+            spec.validate()
+                .map_err(|e| LoadError(format!("`describe` is invalid: {e}")))?;
+            if types.iter().any(|t| t.name == spec.name) {
+                return Err(LoadError(format!(
+                    "`describe` is invalid: workflow type `{}` is declared twice",
+                    spec.name
+                )));
+            }
+            types.push(Arc::new(spec));
+        }
+        Ok(types)
+    }
+
+    fn new_store(
+        &self,
+        deadline: Instant,
+        run: Arc<RunIdentity>,
+        handler: String,
+        sequence: u64,
+        committed: Arc<StoreMap>,
+    ) -> Store<ActivationState> {
+        let limits = ActivationLimits {
+            memory_bytes: self.config.memory_bytes,
+            max_value_bytes: self.config.max_value_bytes,
+            log_bytes: self.config.log_bytes,
+        };
+        let state = ActivationState::new(limits, deadline, run, handler, sequence, committed);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
+        // Check the deadline at every tick and yield to other tasks in
+        // between: one busy guest cannot starve the rest of the host.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(wasmtime::Error::new(Stop::Deadline))
+            } else {
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
+        store
+    }
+
+    /// Run one handler in a fresh instance of `component`. Waits for a free
+    /// instance slot first (back-pressure, never an error).
+    pub async fn activate(
+        &self,
+        component: &ComponentVersion,
+        request: ActivationRequest,
+    ) -> ActivationOutcome {
+        let _permit = match self.slots.acquire().await {
+            Ok(permit) => permit,
+            Err(_) => {
+                return ActivationOutcome {
+                    result: Err(WorkflowError::new(
+                        ErrorKind::Trap,
+                        "the sandbox is shutting down",
+                    )),
+                    writes: BTreeMap::new(),
+                    logs: Vec::new(),
+                    duration: Duration::ZERO,
+                };
+            }
+        };
+        let started = Instant::now();
+        let mut store = self.new_store(
+            started + request.timeout,
+            request.run,
+            request.handler.clone(),
+            request.sequence,
+            request.store,
+        );
+        let activation = wit::Activation {
+            workflow_type: store.data().run_identity().workflow_type.clone(),
+            kind: wit_kind(request.kind),
+            handler: request.handler,
+            input: request.input.get().to_owned(),
+        };
+        let call = async {
+            let instance = component.pre.instantiate_async(&mut store).await?;
+            instance
+                .wasmflow_workflow_guest()
+                .call_handle(&mut store, &activation)
+                .await
+        }
+        .await;
+        let duration = started.elapsed();
+        let result = match call {
+            Ok(_) if store.data().violation.is_some() => {
+                Err(store.data().violation.clone().expect("checked above"))
+            }
+            Ok(Ok(directive)) => directive_from_wit(directive, self.config.max_value_bytes),
+            Ok(Err(error)) => Err(error_from_wit(error)),
+            Err(e) => Err(classify_trap(&e, store.data())),
+        };
+        let state = store.into_data();
+        let mut logs = state.logs;
+        for (pipe, level) in [(&state.stdout, LogLevel::Info), (&state.stderr, LogLevel::Warn)] {
+            let bytes = pipe.contents();
+            for line in String::from_utf8_lossy(&bytes).lines() {
+                logs.push(LogLine {
+                    level,
+                    message: line.to_owned(),
+                });
+            }
+        }
+        ActivationOutcome {
+            result,
+            writes: state.writes,
+            logs,
+            duration,
+        }
+    }
+}
+
+/// Type a wasmtime error from a guest call.
+fn classify_trap(error: &wasmtime::Error, state: &ActivationState) -> WorkflowError {
+    if let Some(v) = &state.violation {
+        return v.clone();
+    }
+    if let Some(stop) = error.downcast_ref::<Stop>() {
+        return match stop {
+            Stop::Deadline => WorkflowError::new(
+                ErrorKind::StepTimeout,
+                "the activation exceeded its step timeout",
+            ),
+            Stop::Memory { .. } => WorkflowError::new(ErrorKind::MemoryLimit, stop.to_string()),
+            Stop::Violation(e) => e.clone(),
+        };
+    }
+    if state.memory_exceeded {
+        return WorkflowError::new(
+            ErrorKind::MemoryLimit,
+            format!(
+                "memory limit of {} bytes exceeded",
+                state.limits.memory_bytes
+            ),
+        );
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => WorkflowError::new(
+            ErrorKind::StackOverflow,
+            "the activation exhausted its wasm stack",
+        ),
+        Some(Trap::Interrupt) => WorkflowError::new(
+            ErrorKind::StepTimeout,
+            "the activation exceeded its step timeout",
+        ),
+        _ => {
+            let message = match &state.panic {
+                Some(panic) => panic.clone(),
+                None => error_chain(error),
+            };
+            WorkflowError::new(ErrorKind::Trap, message)
+        }
+    }
+}
+
+fn directive_from_wit(d: wit::Directive, max_value_bytes: usize) -> Result<Directive, WorkflowError> {
+    Ok(match d {
+        wit::Directive::Step(name) => Directive::Step(name),
+        wit::Directive::Wait(spec) => Directive::Wait {
+            timeout: spec.timeout_ms.map(Duration::from_millis),
+            on_timeout: spec.on_timeout,
+        },
+        wit::Directive::Complete(json) => {
+            if json.len() > max_value_bytes {
+                return Err(WorkflowError::quota(
+                    "max_value_bytes",
+                    json.len() as u64,
+                    max_value_bytes as u64,
+                ));
+            }
+            Directive::Complete(parse_json(&json, "the workflow result")?)
+        }
+        wit::Directive::Fail(error) => Directive::Fail(error_from_wit(error)),
+    })
+}
+
+fn error_from_wit(e: wit::Error) -> WorkflowError {
+    let kind = match e.kind {
+        wit::ErrorKind::KeyNotFound => ErrorKind::KeyNotFound,
+        wit::ErrorKind::InvalidPayload => ErrorKind::InvalidPayload,
+        wit::ErrorKind::UnknownStep => ErrorKind::UnknownStep,
+        wit::ErrorKind::UnknownEvent => ErrorKind::UnknownEvent,
+        wit::ErrorKind::UnknownWorkflowType => ErrorKind::UnknownWorkflowType,
+        wit::ErrorKind::NoParent => ErrorKind::NoParent,
+        wit::ErrorKind::WorkflowAlreadyRunning => ErrorKind::WorkflowAlreadyRunning,
+        wit::ErrorKind::WorkflowTimeout => ErrorKind::WorkflowTimeout,
+        wit::ErrorKind::StepTimeout => ErrorKind::StepTimeout,
+        wit::ErrorKind::MemoryLimit => ErrorKind::MemoryLimit,
+        wit::ErrorKind::StackOverflow => ErrorKind::StackOverflow,
+        wit::ErrorKind::Trap => ErrorKind::Trap,
+        wit::ErrorKind::QuotaExceeded => ErrorKind::QuotaExceeded,
+        wit::ErrorKind::NotSupported => ErrorKind::NotSupported,
+        wit::ErrorKind::Cancelled => ErrorKind::Cancelled,
+        wit::ErrorKind::Terminated => ErrorKind::Terminated,
+        wit::ErrorKind::Application => ErrorKind::Application,
+    };
+    // Guest-provided details that are not valid JSON are kept as a string.
+    let details = e.details.map(|d| {
+        serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))
+    });
+    WorkflowError {
+        kind,
+        message: e.message,
+        details,
+    }
+}
+
+fn wit_kind(kind: HandlerKind) -> wit::HandlerKind {
+    match kind {
+        HandlerKind::Start => wit::HandlerKind::Start,
+        HandlerKind::Step => wit::HandlerKind::Step,
+        HandlerKind::Event => wit::HandlerKind::Event,
+        HandlerKind::Query => wit::HandlerKind::Query,
+    }
+}
+
+fn type_spec(info: wit::WorkflowTypeInfo) -> WorkflowTypeSpec {
+    WorkflowTypeSpec {
+        name: info.name,
+        handlers: info
+            .handlers
+            .into_iter()
+            .map(|h| HandlerSpec {
+                name: h.name,
+                kind: match h.kind {
+                    wit::HandlerKind::Start => HandlerKind::Start,
+                    wit::HandlerKind::Step => HandlerKind::Step,
+                    wit::HandlerKind::Event => HandlerKind::Event,
+                    wit::HandlerKind::Query => HandlerKind::Query,
+                },
+                params: h
+                    .params
+                    .into_iter()
+                    .map(|p| ParamSpec {
+                        name: p.name,
+                        optional: p.optional,
+                    })
+                    .collect(),
+                timeout: h.timeout_ms.map(Duration::from_millis),
+            })
+            .collect(),
+    }
+}
+
+/// Recognise files that are not components before handing them to wasmtime,
+/// so the message says what the file is.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(LoadError(
+            "not a WebAssembly file (it does not start with `\\0asm`)".to_owned(),
+        ));
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(LoadError(
+            "a core WebAssembly module, not a component; build it with `--target wasm32-wasip2`"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn describe_link_error(e: &wasmtime::Error) -> String {
+    let chain = error_chain(e);
+    // wasmtime says "component imports instance `x`, but a matching
+    // implementation was not found in the linker".
+    match chain.split('`').nth(1) {
+        Some(name) if chain.contains("not found in the linker") => {
+            format!("imports `{name}`, which the host does not provide")
+        }
+        _ => format!("cannot be linked: {chain}"),
+    }
+}
+
+/// An error and its causes, on one line.
+fn error_chain(e: &wasmtime::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a thread of its own.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("wasmflow-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+

@@ -1,0 +1,625 @@
+//! The SQLite backend: schema, the group-committing writer thread, and reads.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, params};
+use tokio::sync::oneshot;
+
+use super::{
+    CommitOutcome, CreateError, HistoryRecord, NewRun, NextState, RunRecord, StateCommit,
+    StorageError, Timer,
+};
+use crate::model::{HistoryEvent, Json, RunId, RunStatus, parse_json};
+use crate::sandbox::StoreMap;
+
+/// The schema; `PRAGMA user_version` records which one a file has.
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    run_id        TEXT PRIMARY KEY,
+    workflow_id   TEXT NOT NULL,
+    workflow_type TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    parent_run_id TEXT,
+    input         TEXT NOT NULL,
+    result        TEXT,
+    error         TEXT,
+    seq           INTEGER NOT NULL,
+    pending       TEXT,
+    timer_at      INTEGER,
+    timer_step    TEXT,
+    history_len   INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active_per_workflow_id
+    ON runs (workflow_id) WHERE status IN ('running', 'waiting');
+CREATE INDEX IF NOT EXISTS runs_by_workflow_id ON runs (workflow_id, created_at);
+CREATE INDEX IF NOT EXISTS runs_live ON runs (status) WHERE status IN ('running', 'waiting');
+CREATE TABLE IF NOT EXISTS store (
+    run_id TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    id     INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    at     INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    data   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_run ON history (run_id, id);
+CREATE TABLE IF NOT EXISTS components (
+    version  TEXT PRIMARY KEY,
+    bytes    BLOB NOT NULL,
+    added_at INTEGER NOT NULL
+);
+";
+
+/// Most operations applied in one transaction.
+const MAX_BATCH: usize = 2048;
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 4;
+
+enum Op {
+    Create(NewRun, oneshot::Sender<Result<(), CreateError>>),
+    Commit(
+        StateCommit,
+        oneshot::Sender<Result<CommitOutcome, StorageError>>,
+    ),
+    SaveComponent {
+        version: String,
+        bytes: Arc<[u8]>,
+        at_ms: u64,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+}
+
+/// What applying an operation produced, sent once its transaction commits.
+enum Answer {
+    Created(Result<(), CreateError>),
+    Committed(CommitOutcome),
+    Saved,
+}
+
+impl Op {
+    fn apply(&self, tx: &Transaction<'_>) -> Result<Answer, StorageError> {
+        match self {
+            Op::Create(run, _) => create(tx, run).map(Answer::Created),
+            Op::Commit(commit, _) => apply_commit(tx, commit).map(Answer::Committed),
+            Op::SaveComponent {
+                version,
+                bytes,
+                at_ms,
+                ..
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO components (version, bytes, added_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (version) DO NOTHING",
+                )?
+                .execute(params![version, &bytes[..], *at_ms as i64])?;
+                Ok(Answer::Saved)
+            }
+        }
+    }
+
+    /// Tell the caller. A caller that stopped waiting does not need it.
+    fn answer(self, answer: Result<Answer, StorageError>) {
+        let mismatch = || StorageError::Corrupt("storage answered the wrong operation".into());
+        match (self, answer) {
+            (Op::Create(_, tx), Ok(Answer::Created(r))) => drop(tx.send(r)),
+            (Op::Create(_, tx), Ok(_)) => drop(tx.send(Err(mismatch().into()))),
+            (Op::Create(_, tx), Err(e)) => drop(tx.send(Err(e.into()))),
+            (Op::Commit(_, tx), Ok(Answer::Committed(r))) => drop(tx.send(Ok(r))),
+            (Op::Commit(_, tx), Ok(_)) => drop(tx.send(Err(mismatch()))),
+            (Op::Commit(_, tx), Err(e)) => drop(tx.send(Err(e))),
+            (Op::SaveComponent { reply, .. }, Ok(Answer::Saved)) => drop(reply.send(Ok(()))),
+            (Op::SaveComponent { reply, .. }, Ok(_)) => drop(reply.send(Err(mismatch()))),
+            (Op::SaveComponent { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
+        }
+    }
+}
+
+/// The embedded store. Cheap to share behind an `Arc`; dropping the last
+/// handle stops the writer after it has finished what was queued.
+pub struct Storage {
+    ops: Mutex<Option<mpsc::Sender<Op>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<Readers>,
+}
+
+impl Storage {
+    /// Open (or create) the database at `path`.
+    pub fn open(path: &Path) -> Result<Storage, StorageError> {
+        let conn = open_connection(path)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|source| open_error(path, source))?;
+        if version > SCHEMA_VERSION {
+            return Err(StorageError::Corrupt(format!(
+                "`{}` has schema version {version}, newer than this host's {SCHEMA_VERSION}",
+                path.display()
+            )));
+        }
+        conn.execute_batch(SCHEMA)
+            .map_err(|source| open_error(path, source))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|source| open_error(path, source))?;
+
+        let (tx, rx) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("wasmflow-storage".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StorageError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(Storage {
+            ops: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            readers: Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    fn send(&self, op: Op) -> Result<(), StorageError> {
+        let ops = self.ops.lock().map_err(|_| StorageError::Closed)?;
+        ops.as_ref()
+            .ok_or(StorageError::Closed)?
+            .send(op)
+            .map_err(|_| StorageError::Closed)
+    }
+
+    /// Create a run and record `run_started`, durably.
+    pub async fn create_run(&self, run: NewRun) -> Result<(), CreateError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Create(run, tx))?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Apply a state change of a run, durably, if it is still current.
+    pub async fn commit(&self, commit: StateCommit) -> Result<CommitOutcome, StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::Commit(commit, tx))?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Keep a component version's bytes (once per version).
+    pub async fn save_component(
+        &self,
+        version: &str,
+        bytes: Arc<[u8]>,
+        at_ms: u64,
+    ) -> Result<(), StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Op::SaveComponent {
+            version: version.to_owned(),
+            bytes,
+            at_ms,
+            reply: tx,
+        })?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    pub async fn component(&self, version: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let version = version.to_owned();
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT bytes FROM components WHERE version = ?1")?
+                .query_row([version], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    pub async fn run(&self, run_id: RunId) -> Result<Option<RunRecord>, StorageError> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"))?
+                .query_row([run_id.to_string()], row_to_run)
+                .optional()?
+                .transpose()
+        })
+        .await
+    }
+
+    /// The newest run of a workflow id.
+    pub async fn latest_run(&self, workflow_id: &str) -> Result<Option<RunRecord>, StorageError> {
+        let workflow_id = workflow_id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?1
+                 ORDER BY created_at DESC, run_id DESC LIMIT 1"
+            ))?
+            .query_row([workflow_id], row_to_run)
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
+    /// Every running or waiting run: what a starting host resumes.
+    pub async fn live_runs(&self) -> Result<Vec<RunRecord>, StorageError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('running', 'waiting')"
+            ))?;
+            let rows = stmt.query_map([], row_to_run)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    /// A run's committed store.
+    pub async fn store(&self, run_id: RunId) -> Result<StoreMap, StorageError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached("SELECT key, value FROM store WHERE run_id = ?1")?;
+            let rows = stmt.query_map([run_id.to_string()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut map = StoreMap::new();
+            for row in rows {
+                let (key, value) = row?;
+                let value = stored_json(&value, "store value")?;
+                map.insert(key, value);
+            }
+            Ok(map)
+        })
+        .await
+    }
+
+    /// A run's history, oldest first.
+    pub async fn history(&self, run_id: RunId) -> Result<Vec<HistoryRecord>, StorageError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, at, data FROM history WHERE run_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([run_id.to_string()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, at, data) = row?;
+                let event: HistoryEvent = serde_json::from_str(&data).map_err(|e| {
+                    StorageError::Corrupt(format!("history entry {id} of run {run_id}: {e}"))
+                })?;
+                out.push(HistoryRecord {
+                    id,
+                    at_ms: at as u64,
+                    event,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f))
+            .await
+            .map_err(|_| StorageError::Closed)?
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Ok(mut ops) = self.ops.lock() {
+            ops.take();
+        }
+        if let Ok(mut writer) = self.writer.lock()
+            && let Some(thread) = writer.take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn open_error(path: &Path, source: rusqlite::Error) -> StorageError {
+    StorageError::Open {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StorageError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| open_error(path, source))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|source| open_error(path, source))?;
+    // WAL, and every commit fsynced before it is acknowledged.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|source| open_error(path, source))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StorageError::Corrupt(format!(
+            "`{}` cannot use WAL journaling (got `{mode}`)",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|source| open_error(path, source))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let conn = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match conn {
+            Some(conn) => conn,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE_READERS
+        {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// The writer: take whatever is queued (up to [`MAX_BATCH`]), apply it in one
+/// transaction, commit (one fsync), then answer every sender.
+fn writer_loop(mut conn: Connection, ops: mpsc::Receiver<Op>) {
+    while let Ok(first) = ops.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match ops.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        match apply_batch(&mut conn, &batch) {
+            Ok(answers) => {
+                for (op, answer) in batch.into_iter().zip(answers) {
+                    op.answer(Ok(answer));
+                }
+            }
+            Err(error) if batch.len() > 1 => {
+                // One operation broke the transaction: apply each on its own
+                // so only the broken one fails.
+                tracing::warn!(%error, "group commit failed; applying its operations one by one");
+                for op in batch {
+                    let answer = apply_batch(&mut conn, std::slice::from_ref(&op))
+                        .map(|mut answers| answers.remove(0));
+                    op.answer(answer);
+                }
+            }
+            Err(error) => {
+                if let Some(op) = batch.pop() {
+                    op.answer(Err(error));
+                }
+            }
+        }
+    }
+}
+
+fn apply_batch(conn: &mut Connection, batch: &[Op]) -> Result<Vec<Answer>, StorageError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let answers = batch
+        .iter()
+        .map(|op| op.apply(&tx))
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.commit()?;
+    Ok(answers)
+}
+
+fn create(tx: &Transaction<'_>, run: &NewRun) -> Result<Result<(), CreateError>, StorageError> {
+    let pending = to_json(&run.pending)?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO runs (run_id, workflow_id, workflow_type, version, status, parent_run_id,
+                               input, seq, pending, history_len, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, 0, ?7, 1, ?8, ?8)",
+        )?
+        .execute(params![
+            run.run_id.to_string(),
+            run.workflow_id,
+            run.workflow_type,
+            run.version,
+            run.parent_run_id.map(|p| p.to_string()),
+            run.input.get(),
+            pending,
+            run.at_ms as i64,
+        ]);
+    match inserted {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+            let active: Option<String> = tx
+                .prepare_cached(
+                    "SELECT run_id FROM runs WHERE workflow_id = ?1
+                     AND status IN ('running', 'waiting')",
+                )?
+                .query_row([&run.workflow_id], |r| r.get(0))
+                .optional()?;
+            let Some(active) = active else {
+                return Err(StorageError::Corrupt(format!(
+                    "run `{}` could not be inserted: {e}",
+                    run.run_id
+                )));
+            };
+            return Ok(Err(CreateError::AlreadyActive {
+                workflow_id: run.workflow_id.clone(),
+                run_id: parse_run_id(&active)?,
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    insert_history(
+        tx,
+        run.run_id,
+        run.at_ms,
+        &HistoryEvent::RunStarted {
+            workflow_type: run.workflow_type.clone(),
+            workflow_id: run.workflow_id.clone(),
+            version: run.version.clone(),
+            input: run.input.clone(),
+        },
+    )?;
+    Ok(Ok(()))
+}
+
+fn apply_commit(tx: &Transaction<'_>, c: &StateCommit) -> Result<CommitOutcome, StorageError> {
+    let run_id = c.run_id.to_string();
+    let (pending, timer, result, error) = match &c.next {
+        NextState::Running(p) => (Some(to_json(p)?), None, None, None),
+        NextState::Waiting(t) => (None, t.as_ref(), None, None),
+        NextState::Completed(r) => (None, None, Some(r.get()), None),
+        NextState::Failed(e) => (None, None, None, Some(to_json(e)?)),
+    };
+    let updated = tx
+        .prepare_cached(
+            "UPDATE runs SET seq = seq + 1, status = ?1, pending = ?2, timer_at = ?3,
+                 timer_step = ?4, result = ?5, error = ?6, updated_at = ?7,
+                 history_len = history_len + ?8
+             WHERE run_id = ?9 AND seq = ?10 AND status IN ('running', 'waiting')",
+        )?
+        .execute(params![
+            c.next.status().as_str(),
+            pending,
+            timer.map(|t| t.due_ms as i64),
+            timer.map(|t| &t.on_timeout),
+            result,
+            error,
+            c.at_ms as i64,
+            c.history.len() as i64,
+            run_id,
+            c.expected_seq as i64,
+        ])?;
+    if updated == 0 {
+        return Ok(CommitOutcome::Stale);
+    }
+    for (key, value) in &c.writes {
+        match value {
+            Some(value) => tx
+                .prepare_cached(
+                    "INSERT INTO store (run_id, key, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(params![run_id, key, value.get()])?,
+            None => tx
+                .prepare_cached("DELETE FROM store WHERE run_id = ?1 AND key = ?2")?
+                .execute(params![run_id, key])?,
+        };
+    }
+    for event in &c.history {
+        insert_history(tx, c.run_id, c.at_ms, event)?;
+    }
+    Ok(CommitOutcome::Applied)
+}
+
+fn insert_history(
+    tx: &Transaction<'_>,
+    run_id: RunId,
+    at_ms: u64,
+    event: &HistoryEvent,
+) -> Result<(), StorageError> {
+    tx.prepare_cached("INSERT INTO history (run_id, at, kind, data) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![
+            run_id.to_string(),
+            at_ms as i64,
+            event.kind(),
+            to_json(event)?
+        ])?;
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+fn stored_json(text: &str, what: &str) -> Result<Json, StorageError> {
+    parse_json(text, what).map_err(|e| StorageError::Corrupt(e.message))
+}
+
+fn parse_run_id(text: &str) -> Result<RunId, StorageError> {
+    text.parse()
+        .map_err(|e| StorageError::Corrupt(format!("run id `{text}`: {e}")))
+}
+
+const RUN_COLUMNS: &str = "run_id, workflow_id, workflow_type, version, status, parent_run_id,
+    input, result, error, seq, pending, timer_at, timer_step, created_at, updated_at";
+
+/// A `runs` row; the outer error is SQLite's, the inner one bad data.
+fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord, StorageError>> {
+    let run_id: String = r.get(0)?;
+    let status: String = r.get(4)?;
+    let parent: Option<String> = r.get(5)?;
+    let input: String = r.get(6)?;
+    let result: Option<String> = r.get(7)?;
+    let error: Option<String> = r.get(8)?;
+    let seq: i64 = r.get(9)?;
+    let pending: Option<String> = r.get(10)?;
+    let timer_at: Option<i64> = r.get(11)?;
+    let timer_step: Option<String> = r.get(12)?;
+    let created: i64 = r.get(13)?;
+    let updated: i64 = r.get(14)?;
+    let workflow_id: String = r.get(1)?;
+    let workflow_type: String = r.get(2)?;
+    let version: String = r.get(3)?;
+    Ok((|| {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StorageError::Corrupt(format!("run `{run_id}`: {what}: {e}"))
+        };
+        Ok(RunRecord {
+            run_id: parse_run_id(&run_id)?,
+            workflow_id,
+            workflow_type,
+            version,
+            status: status
+                .parse::<RunStatus>()
+                .map_err(|e| corrupt("status", &e))?,
+            parent_run_id: parent.as_deref().map(parse_run_id).transpose()?,
+            input: stored_json(&input, "input")?,
+            result: result
+                .as_deref()
+                .map(|r| stored_json(r, "result"))
+                .transpose()?,
+            error: error
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt("error", &e))?,
+            seq: seq as u64,
+            pending: pending
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt("pending activation", &e))?,
+            timer: match (timer_at, timer_step) {
+                (Some(due), Some(step)) => Some(Timer {
+                    due_ms: due as u64,
+                    on_timeout: step,
+                }),
+                _ => None,
+            },
+            created_ms: created as u64,
+            updated_ms: updated as u64,
+        })
+    })())
+}
