@@ -158,8 +158,8 @@ impl Store {
 
     /// Write `value` under `key`. Fails when the value cannot be serialized or
     /// exceeds the host's value-size quota.
-    pub fn put<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        let json = to_json(value, &format!("store value for `{key}`"))?;
+    pub fn put<T: Serialize>(&self, key: &str, value: T) -> Result<()> {
+        let json = to_json(&value, &format!("store value for `{key}`"))?;
         host::store_put(key, &json).map_err(Error::from_wit)
     }
 
@@ -202,8 +202,8 @@ impl Next {
     }
 
     /// Finish the run with `result`.
-    pub fn complete<T: Serialize + ?Sized>(&self, result: &T) -> Directive {
-        match to_json(result, "workflow result") {
+    pub fn complete<T: Serialize>(&self, result: T) -> Directive {
+        match to_json(&result, "workflow result") {
             Ok(json) => Directive::complete(json),
             Err(e) => Directive::from_error(e),
         }

@@ -43,6 +43,11 @@ impl Directive {
 /// `#[wasmflow::workflow]` implements it for a unit struct named after each
 /// step function, so `ctx.next.step(payment_done)` names the step itself and a
 /// typo is a compile error. It is not meant to be implemented by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a step",
+    label = "expected a `#[step]` function of this workflow",
+    note = "mark the function `#[step]` inside the `#[wasmflow::workflow]` module"
+)]
 pub trait StepRef {
     /// The workflow type the step belongs to.
     const WORKFLOW: &'static str;

@@ -17,14 +17,14 @@
 //!     /// The input `{"name": "Ada"}` binds to `name` by key.
 //!     #[start]
 //!     fn start(ctx: &mut Context, name: String) -> Result<Directive> {
-//!         ctx.store.put("name", &name)?;
+//!         ctx.store.put("name", name)?;
 //!         Ok(ctx.next.step(greet))
 //!     }
 //!
 //!     #[step]
 //!     fn greet(ctx: &mut Context) -> Result<Directive> {
 //!         let name: String = ctx.store.get("name")?;
-//!         Ok(ctx.next.complete(&format!("Hello, {name}")))
+//!         Ok(ctx.next.complete(format!("Hello, {name}")))
 //!     }
 //! }
 //!
@@ -68,8 +68,8 @@ pub use bindings::__export_world;
 pub use rt as __rt;
 
 pub use context::{
-    ChildHandle, ChildOutcome, ClosePolicy, Context, Log, Next, ParentInfo, RunInfo,
-    StartOptions, Store,
+    ChildHandle, ChildOutcome, ClosePolicy, Context, Log, Next, ParentInfo, RunInfo, StartOptions,
+    Store,
 };
 pub use directive::{Directive, IntoDirective, StepRef};
 pub use error::{Error, ErrorKind, Result};

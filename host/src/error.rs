@@ -102,7 +102,7 @@ pub enum Error {
     /// already active, ...
     #[error(transparent)]
     Rejected(#[from] WorkflowError),
-    #[error("plugins directory `{}`: {source}", path.display())]
+    #[error("cannot read the plugins directory `{}`", path.display())]
     PluginsDir {
         path: PathBuf,
         source: std::io::Error,

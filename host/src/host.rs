@@ -408,7 +408,9 @@ impl Inner {
             return Ok(c.clone());
         }
         let bytes = self.storage.component(version).await?.ok_or_else(|| {
-            Error::Engine(format!("component version `{version}` is not in the database"))
+            Error::Engine(format!(
+                "component version `{version}` is not in the database"
+            ))
         })?;
         let component = self
             .sandbox

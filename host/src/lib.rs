@@ -23,15 +23,15 @@ mod error;
 mod host;
 mod model;
 mod plugins;
-mod sandbox;
+pub mod sandbox;
 mod scheduler;
 mod storage;
 
 pub use error::{Error, ErrorKind, Result, WorkflowError};
 pub use host::{Host, HostBuilder, StartOptions, Started};
 pub use model::{
-    Directive, HandlerKind, HandlerSpec, HistoryEvent, Json, ParamSpec, Pending, RunId,
-    RunStatus, WorkflowTypeSpec,
+    Directive, HandlerKind, HandlerSpec, HistoryEvent, Json, ParamSpec, Pending, RunId, RunStatus,
+    WorkflowTypeSpec,
 };
 pub use plugins::{Plugins, Rejected, TypeEntry, short_version};
 pub use sandbox::ComponentVersion;

@@ -90,11 +90,13 @@ struct TypesArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The commands print what matters themselves; logs add the guests' own
+    // lines (and anything `RUST_LOG` asks for).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,wasmflow::guest=info".into()),
+                .unwrap_or_else(|_| "error,wasmflow::guest=info".into()),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -178,29 +180,45 @@ async fn types(args: TypesArgs) -> anyhow::Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"types": types, "rejected": rejected}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"types": types, "rejected": rejected})
+            )?
         );
     } else {
         if plugins.types().is_empty() {
             println!("no workflow types in `{}`", args.plugins.plugins.display());
         }
         for (name, entry) in plugins.types() {
-            let file = entry
-                .file
-                .file_name()
-                .map_or_else(|| entry.file.display().to_string(), |f| f.to_string_lossy().into_owned());
-            println!("{name}  ({file}, version {})", short_version(&entry.component.hash));
+            let file = entry.file.file_name().map_or_else(
+                || entry.file.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            );
+            println!(
+                "{name}  ({file}, version {})",
+                short_version(&entry.component.hash)
+            );
             for h in &entry.spec.handlers {
                 let params: Vec<String> = h
                     .params
                     .iter()
-                    .map(|p| if p.optional { format!("{}?", p.name) } else { p.name.clone() })
+                    .map(|p| {
+                        if p.optional {
+                            format!("{}?", p.name)
+                        } else {
+                            p.name.clone()
+                        }
+                    })
                     .collect();
                 let timeout = h
                     .timeout
                     .map(|t| format!("  timeout {}", humantime::format_duration(t)))
                     .unwrap_or_default();
-                println!("  {:<6} {}({}){timeout}", h.kind.as_str(), h.name, params.join(", "));
+                println!(
+                    "  {:<6} {}({}){timeout}",
+                    h.kind.as_str(),
+                    h.name,
+                    params.join(", ")
+                );
             }
         }
         for r in plugins.rejected() {

@@ -25,6 +25,11 @@ pub fn parse_json(text: &str, what: &str) -> Result<Json, WorkflowError> {
     })
 }
 
+/// A [`Json`] document as a parsed value.
+pub fn json_value(json: &Json) -> serde_json::Value {
+    serde_json::from_str(json.get()).unwrap_or(serde_json::Value::Null)
+}
+
 /// `null` as a [`Json`].
 pub fn json_null() -> Json {
     RawValue::from_string("null".to_owned()).expect("`null` is valid JSON")
@@ -295,31 +300,35 @@ pub struct Pending {
     pub input: Json,
 }
 
-/// One entry of a run's history (SPEC 9).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One entry of a run's history (SPEC 9). JSON values are parsed
+/// (`serde_json::Value`) so entries read back from storage as they were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HistoryEvent {
     RunStarted {
         workflow_type: String,
         workflow_id: String,
         version: String,
-        input: Json,
+        input: serde_json::Value,
     },
-    ActivationStarted {
+    /// An activation ran and returned a directive. It is recorded when the
+    /// activation commits, with when it started and how long it took.
+    ActivationCompleted {
         sequence: u64,
         kind: HandlerKind,
         handler: String,
-    },
-    ActivationCompleted {
-        sequence: u64,
-        handler: String,
+        started_ms: u64,
         duration_us: u64,
-        directive: Directive,
+        /// The directive as JSON, e.g. `{"step": "greet"}`.
+        directive: serde_json::Value,
         keys_changed: Vec<String>,
     },
+    /// An activation failed (trap, limit, handler error).
     ActivationFailed {
         sequence: u64,
+        kind: HandlerKind,
         handler: String,
+        started_ms: u64,
         duration_us: u64,
         error: WorkflowError,
     },
@@ -331,7 +340,7 @@ pub enum HistoryEvent {
         on_timeout: Option<String>,
     },
     RunCompleted {
-        result: Json,
+        result: serde_json::Value,
     },
     RunFailed {
         error: WorkflowError,
@@ -343,7 +352,6 @@ impl HistoryEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             HistoryEvent::RunStarted { .. } => "run_started",
-            HistoryEvent::ActivationStarted { .. } => "activation_started",
             HistoryEvent::ActivationCompleted { .. } => "activation_completed",
             HistoryEvent::ActivationFailed { .. } => "activation_failed",
             HistoryEvent::TimerSet { .. } => "timer_set",

@@ -76,7 +76,8 @@ impl Plugins {
     /// Load `dir` in a sandbox of its own, to see what it provides (for
     /// listings and checks; a [`Host`](crate::Host) loads its own).
     pub async fn inspect(dir: &Path) -> Result<Plugins, Error> {
-        let sandbox = Sandbox::new(crate::sandbox::SandboxConfig::default()).map_err(Error::Engine)?;
+        let sandbox =
+            Sandbox::new(crate::sandbox::SandboxConfig::default()).map_err(Error::Engine)?;
         Plugins::load_dir(&sandbox, dir).await
     }
 

@@ -18,7 +18,8 @@ use std::time::Duration;
 use crate::error::{ErrorKind, WorkflowError};
 use crate::host::Inner;
 use crate::model::{
-    Directive, HandlerKind, HistoryEvent, Pending, RunId, WorkflowTypeSpec, json_null, now_ms,
+    Directive, HandlerKind, HistoryEvent, Pending, RunId, WorkflowTypeSpec, json_null, json_value,
+    now_ms,
 };
 use crate::sandbox::{
     ActivationOutcome, ActivationRequest, ComponentVersion, LogLevel, RunIdentity, StoreMap,
@@ -73,13 +74,15 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, mut seed: Option<LiveRun>) {
                 }
             },
         };
-        if let Some(live) = live {
-            run_until_parked(&inner, live).await;
-        }
+        let reload = match live {
+            Some(live) => run_until_parked(&inner, live).await == Parked::Reload,
+            None => false,
+        };
         let Ok(mut drivers) = inner.drivers.lock() else {
             return;
         };
-        if drivers.get(&run_id) == Some(&true) && !inner.shutdown.is_cancelled() {
+        let poked = drivers.get(&run_id) == Some(&true);
+        if (poked || reload) && !inner.shutdown.is_cancelled() {
             drivers.insert(run_id, false);
             continue;
         }
@@ -88,8 +91,17 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, mut seed: Option<LiveRun>) {
     }
 }
 
+/// Why a driver stopped executing activations.
+#[derive(Debug, PartialEq, Eq)]
+enum Parked {
+    /// The run waits, ended, or the host is shutting down.
+    Done,
+    /// The run changed under the driver (a commit was stale): look again.
+    Reload,
+}
+
 /// Execute activations until the run waits, ends, or the host shuts down.
-async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) {
+async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
     loop {
         let handler = live
             .spec
@@ -107,7 +119,7 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) {
                     timeout: h.timeout.unwrap_or(inner.step_timeout),
                 };
                 tokio::select! {
-                    _ = inner.shutdown.cancelled() => return,
+                    _ = inner.shutdown.cancelled() => return Parked::Done,
                     outcome = inner.sandbox.activate(&live.component, request) => outcome,
                 }
             }
@@ -122,7 +134,7 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) {
         let at_ms = now_ms();
         let plan = plan(&live.spec, &live.pending, live.seq, outcome, at_ms);
         if let NextState::Failed(error) = &plan.next {
-            tracing::warn!(
+            tracing::info!(
                 run_id = %live.run_id,
                 workflow_id = %live.identity.workflow_id,
                 handler = %live.pending.handler,
@@ -141,13 +153,14 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) {
         let writes = commit.writes.clone();
         match inner.storage.commit(commit).await {
             Ok(CommitOutcome::Applied) => {}
-            // The run moved on without us (another host, or a late duplicate).
-            Ok(CommitOutcome::Stale) => return,
+            // The run moved on without this driver (a host that was stopping
+            // committed late): start over from what is stored.
+            Ok(CommitOutcome::Stale) => return Parked::Reload,
             Err(e) => {
                 // Nothing was committed: execute the activation again later.
                 tracing::error!(run_id = %live.run_id, error = %e, "commit failed; retrying");
                 tokio::select! {
-                    _ = inner.shutdown.cancelled() => return,
+                    _ = inner.shutdown.cancelled() => return Parked::Done,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             }
@@ -168,11 +181,11 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) {
                 if let Some(timer) = timer {
                     arm_timer(inner, live.run_id, live.seq, timer);
                 }
-                return;
+                return Parked::Done;
             }
             NextState::Completed(_) | NextState::Failed(_) => {
                 inner.notify_terminal(live.run_id);
-                return;
+                return Parked::Done;
             }
         }
     }
@@ -276,33 +289,28 @@ pub(crate) fn plan(
     now_ms: u64,
 ) -> Plan {
     let duration_us = u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX);
-    let started = HistoryEvent::ActivationStarted {
-        sequence: seq,
-        kind: pending.kind,
-        handler: pending.handler.clone(),
-    };
+    let started_ms = now_ms.saturating_sub(duration_us / 1000);
     let checked = outcome
         .result
         .and_then(|directive| next_state(spec, &directive, now_ms).map(|next| (directive, next)));
     match checked {
         Ok((directive, next)) => {
-            let mut history = vec![
-                started,
-                HistoryEvent::ActivationCompleted {
-                    sequence: seq,
-                    handler: pending.handler.clone(),
-                    duration_us,
-                    directive,
-                    keys_changed: outcome.writes.keys().cloned().collect(),
-                },
-            ];
+            let mut history = vec![HistoryEvent::ActivationCompleted {
+                sequence: seq,
+                kind: pending.kind,
+                handler: pending.handler.clone(),
+                started_ms,
+                duration_us,
+                directive: serde_json::to_value(&directive).unwrap_or_default(),
+                keys_changed: outcome.writes.keys().cloned().collect(),
+            }];
             match &next {
                 NextState::Waiting(Some(timer)) => history.push(HistoryEvent::TimerSet {
                     due_ms: timer.due_ms,
                     on_timeout: Some(timer.on_timeout.clone()),
                 }),
                 NextState::Completed(result) => history.push(HistoryEvent::RunCompleted {
-                    result: result.clone(),
+                    result: json_value(result),
                 }),
                 NextState::Failed(error) => history.push(HistoryEvent::RunFailed {
                     error: error.clone(),
@@ -317,10 +325,11 @@ pub(crate) fn plan(
         }
         Err(error) => Plan {
             history: vec![
-                started,
                 HistoryEvent::ActivationFailed {
                     sequence: seq,
+                    kind: pending.kind,
                     handler: pending.handler.clone(),
+                    started_ms,
                     duration_us,
                     error: error.clone(),
                 },
@@ -438,15 +447,27 @@ mod tests {
 
     #[test]
     fn a_step_directive_schedules_the_step_and_keeps_writes() {
-        let plan = plan(&spec(), &start(), 0, outcome(Ok(Directive::Step("greet".into()))), 0);
+        let plan = plan(
+            &spec(),
+            &start(),
+            0,
+            outcome(Ok(Directive::Step("greet".into()))),
+            0,
+        );
         assert!(matches!(&plan.next, NextState::Running(p) if p.handler == "greet"));
         assert_eq!(plan.writes.len(), 1);
-        assert_eq!(kinds(&plan), ["activation_started", "activation_completed"]);
+        assert_eq!(kinds(&plan), ["activation_completed"]);
     }
 
     #[test]
     fn an_unknown_step_fails_the_run_and_discards_writes() {
-        let plan = plan(&spec(), &start(), 3, outcome(Ok(Directive::Step("gret".into()))), 0);
+        let plan = plan(
+            &spec(),
+            &start(),
+            3,
+            outcome(Ok(Directive::Step("gret".into()))),
+            0,
+        );
         match &plan.next {
             NextState::Failed(e) => {
                 assert_eq!(e.kind, ErrorKind::UnknownStep);
@@ -455,10 +476,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(plan.writes.is_empty());
-        assert_eq!(
-            kinds(&plan),
-            ["activation_started", "activation_failed", "run_failed"]
-        );
+        assert_eq!(kinds(&plan), ["activation_failed", "run_failed"]);
     }
 
     #[test]
@@ -480,10 +498,7 @@ mod tests {
             &plan.next,
             NextState::Waiting(Some(Timer { due_ms: 1_250, on_timeout })) if on_timeout == "greet"
         ));
-        assert_eq!(
-            kinds(&plan),
-            ["activation_started", "activation_completed", "timer_set"]
-        );
+        assert_eq!(kinds(&plan), ["activation_completed", "timer_set"]);
         let bad = Directive::Wait {
             timeout: Some(Duration::from_millis(250)),
             on_timeout: None,
@@ -495,13 +510,16 @@ mod tests {
     #[test]
     fn complete_and_fail_end_the_run() {
         let result = parse_json("\"Hello, Ada\"", "r").unwrap();
-        let plan = plan(&spec(), &start(), 1, outcome(Ok(Directive::Complete(result))), 0);
+        let plan = plan(
+            &spec(),
+            &start(),
+            1,
+            outcome(Ok(Directive::Complete(result))),
+            0,
+        );
         assert!(matches!(&plan.next, NextState::Completed(r) if r.get() == "\"Hello, Ada\""));
         assert_eq!(plan.writes.len(), 1);
-        assert_eq!(
-            kinds(&plan),
-            ["activation_started", "activation_completed", "run_completed"]
-        );
+        assert_eq!(kinds(&plan), ["activation_completed", "run_completed"]);
         let error = WorkflowError::new(ErrorKind::Application, "declined");
         let plan = super::plan(&spec(), &start(), 1, outcome(Ok(Directive::Fail(error))), 0);
         assert!(matches!(&plan.next, NextState::Failed(e) if e.message == "declined"));

@@ -1,0 +1,182 @@
+//! Build chores shared by `cargo xtask` and the integration tests: compiling
+//! every guest component once.
+//!
+//! Guests are the workspace packages under `examples/` and `tests/guests/`.
+//! They are built for `wasm32-wasip2` with the workspace's `guest` profile
+//! into a target directory of their own (`target/guests`), so building them
+//! from inside a running `cargo test` never waits on the test build's lock,
+//! and a second build is a no-op. The `.wasm` files are then copied to
+//! `target/plugins/` (examples: the demo's plugins directory) and
+//! `target/test-plugins/` (test guests).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Where the built guests are.
+#[derive(Debug, Clone)]
+pub struct Guests {
+    /// The example workflows (`examples/*`), one `.wasm` each.
+    pub examples: PathBuf,
+    /// The test guests (`tests/guests/*`), one `.wasm` each.
+    pub tests: PathBuf,
+}
+
+impl Guests {
+    /// The built example `name` (a package name, e.g. `hello`).
+    pub fn example(&self, name: &str) -> PathBuf {
+        self.examples.join(format!("{name}.wasm"))
+    }
+
+    /// The built test guest `name`.
+    pub fn test_guest(&self, name: &str) -> PathBuf {
+        self.tests.join(format!("{name}.wasm"))
+    }
+}
+
+/// The workspace root (where the top-level `Cargo.toml` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Run `cmd`, failing with its name if it does not succeed.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Install the `wasm32-wasip2` target with rustup if it is missing.
+pub fn ensure_wasm_target() -> Result<()> {
+    let output = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match output {
+        Ok(out) if out.status.success() => {
+            let installed = String::from_utf8_lossy(&out.stdout);
+            if installed.lines().any(|l| l.trim() == WASM_TARGET) {
+                return Ok(());
+            }
+            eprintln!("xtask: installing the {WASM_TARGET} target");
+            run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+        }
+        // Without rustup the toolchain must already have the target; the
+        // build below says so if it does not.
+        _ => Ok(()),
+    }
+}
+
+/// A guest package: its name and whether it is an example.
+struct GuestPackage {
+    name: String,
+    example: bool,
+}
+
+fn guest_packages(root: &Path) -> Result<Vec<GuestPackage>> {
+    let output = cargo()
+        .current_dir(root)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .context("cannot run `cargo metadata`")?;
+    if !output.status.success() {
+        bail!(
+            "`cargo metadata` failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("`cargo metadata` printed invalid JSON")?;
+    let examples = root.join("examples");
+    let tests = root.join("tests").join("guests");
+    let mut guests = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let (Some(name), Some(manifest)) =
+            (package["name"].as_str(), package["manifest_path"].as_str())
+        else {
+            continue;
+        };
+        let manifest = Path::new(manifest);
+        let example = manifest.starts_with(&examples);
+        if example || manifest.starts_with(&tests) {
+            guests.push(GuestPackage {
+                name: name.to_owned(),
+                example,
+            });
+        }
+    }
+    if guests.is_empty() {
+        bail!("no guest packages found under examples/ or tests/guests/");
+    }
+    Ok(guests)
+}
+
+/// Build every guest once (a no-op when nothing changed) and copy the
+/// components to their plugin directories.
+pub fn build_guests() -> Result<Guests> {
+    let root = workspace_root();
+    ensure_wasm_target()?;
+    let packages = guest_packages(&root)?;
+    let target_dir = root.join("target").join("guests");
+    let mut build = cargo();
+    build
+        .current_dir(&root)
+        .args([
+            "build",
+            "--quiet",
+            "--target",
+            WASM_TARGET,
+            "--profile",
+            "guest",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for p in &packages {
+        build.args(["--package", &p.name]);
+    }
+    run(&mut build)?;
+
+    let built = target_dir.join(WASM_TARGET).join("guest");
+    let guests = Guests {
+        examples: root.join("target").join("plugins"),
+        tests: root.join("target").join("test-plugins"),
+    };
+    for dir in [&guests.examples, &guests.tests] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    for p in &packages {
+        let file = format!("{}.wasm", p.name.replace('-', "_"));
+        let from = built.join(&file);
+        let dir = if p.example {
+            &guests.examples
+        } else {
+            &guests.tests
+        };
+        copy_atomically(&from, &dir.join(format!("{}.wasm", p.name)))?;
+    }
+    Ok(guests)
+}
+
+/// Copy through a temporary file and a rename, so a reader (or a concurrent
+/// build) never sees half a file.
+fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
+    let tmp = to.with_extension(format!("wasm.tmp{}", std::process::id()));
+    std::fs::copy(from, &tmp)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), tmp.display()))?;
+    std::fs::rename(&tmp, to)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), to.display()))?;
+    Ok(())
+}

@@ -1,1 +1,123 @@
-fn main(){}
+//! `cargo xtask <command>`: the project's build chores.
+//!
+//! - `guests`: build the example and test guest components (`wasm32-wasip2`).
+//! - `demo`:   build the examples and the host, then run the demo workflow on
+//!   a fresh embedded SQLite database and print its result.
+//! - `test`:   build the guests, then `cargo fmt --check`, `cargo clippy`
+//!   (warnings are errors) and every test of the workspace.
+//! - `bench`:  build the guests and run the benchmark (release build).
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use xtask::{build_guests, run, workspace_root};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("guests") => guests(),
+        Some("demo") => demo(),
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <guests | demo | test | bench>\n\n\
+                 guests  build the example and test guest components\n\
+                 demo    build everything and run the demo workflow\n\
+                 test    fmt check, clippy and the whole test suite\n\
+                 bench   the benchmark (prints the figures)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+fn guests() -> Result<()> {
+    let guests = build_guests()?;
+    println!("examples:    {}", guests.examples.display());
+    println!("test guests: {}", guests.tests.display());
+    Ok(())
+}
+
+fn demo() -> Result<()> {
+    let guests = build_guests()?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "wasmflow-host",
+    ]))?;
+    let root = workspace_root();
+    let dir = root.join("target").join("demo");
+    std::fs::create_dir_all(&dir).context("cannot create target/demo")?;
+    let db = dir.join("wasmflow.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let wasmflow = root.join("target").join("release").join("wasmflow");
+    println!(
+        "$ wasmflow run --plugins {} --db {} Greeter --input '{{\"name\":\"Ada\"}}'",
+        guests.examples.display(),
+        db.display()
+    );
+    let output = Command::new(&wasmflow)
+        .arg("run")
+        .arg("--plugins")
+        .arg(&guests.examples)
+        .arg("--db")
+        .arg(&db)
+        .args(["Greeter", "--input", r#"{"name":"Ada"}"#])
+        .output()
+        .with_context(|| format!("cannot run {}", wasmflow.display()))?;
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    if !output.status.success() {
+        bail!("the demo workflow failed ({})", output.status);
+    }
+    Ok(())
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    build_guests()?;
+    run(cargo().args(["fmt", "--all", "--", "--check"]))
+        .context("formatting differs: run `cargo fmt --all`")?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--quiet",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args(["test", "--workspace"]).args(extra))
+}
+
+fn bench(extra: &[String]) -> Result<()> {
+    let guests = build_guests()?;
+    run(cargo()
+        .args([
+            "bench",
+            "--package",
+            "wasmflow-host",
+            "--bench",
+            "activations",
+            "--",
+        ])
+        .args(extra)
+        .env("WASMFLOW_PLUGINS", &guests.examples))
+}

@@ -12,8 +12,8 @@ mod counter {
 
     #[start]
     fn start(ctx: &mut Context, n: u64) -> Result<Directive> {
-        ctx.store.put("n", &n)?;
-        ctx.store.put("count", &0u64)?;
+        ctx.store.put("n", n)?;
+        ctx.store.put("count", 0u64)?;
         Ok(ctx.next.step(tick))
     }
 
@@ -22,9 +22,9 @@ mod counter {
         let n: u64 = ctx.store.get("n")?;
         let count: u64 = ctx.store.get("count")?;
         if count >= n {
-            return Ok(ctx.next.complete(&count));
+            return Ok(ctx.next.complete(count));
         }
-        ctx.store.put("count", &(count + 1))?;
+        ctx.store.put("count", count + 1)?;
         Ok(ctx.next.step(tick))
     }
 }

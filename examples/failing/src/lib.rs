@@ -15,7 +15,7 @@ mod checkout {
 
     #[start]
     fn start(ctx: &mut Context, items: Vec<u64>) -> Result<Directive> {
-        ctx.store.put("items", &items)?;
+        ctx.store.put("items", items)?;
         Ok(ctx.next.step(charge))
     }
 
@@ -32,7 +32,7 @@ mod checkout {
                     .with_details(serde_json::json!({"total": total, "limit": LIMIT})),
             ));
         }
-        Ok(ctx.next.complete(&total))
+        Ok(ctx.next.complete(total))
     }
 }
 

@@ -12,14 +12,14 @@ mod greeter {
 
     #[start]
     fn start(ctx: &mut Context, name: String) -> Result<Directive> {
-        ctx.store.put("name", &name)?;
+        ctx.store.put("name", name)?;
         Ok(ctx.next.step(greet))
     }
 
     #[step]
     fn greet(ctx: &mut Context) -> Result<Directive> {
         let name: String = ctx.store.get("name")?;
-        Ok(ctx.next.complete(&format!("Hello, {name}")))
+        Ok(ctx.next.complete(format!("Hello, {name}")))
     }
 }
 

@@ -31,14 +31,14 @@ use syn::{
 ///
 ///     #[start]
 ///     fn start(ctx: &mut Context, name: String) -> Result<Directive> {
-///         ctx.store.put("name", &name)?;
+///         ctx.store.put("name", name)?;
 ///         Ok(ctx.next.step(greet))
 ///     }
 ///
 ///     #[step]
 ///     fn greet(ctx: &mut Context) -> Result<Directive> {
 ///         let name: String = ctx.store.get("name")?;
-///         Ok(ctx.next.complete(&format!("Hello, {name}")))
+///         Ok(ctx.next.complete(format!("Hello, {name}")))
 ///     }
 /// }
 ///
@@ -415,7 +415,9 @@ fn check_handlers(workflow: &str, handlers: &[(Handler, Ident)], span: Span) -> 
         [_, second, ..] => {
             return Err(Error::new(
                 second.0.span,
-                format!("workflow `{workflow}` has a second #[start] handler; it needs exactly one"),
+                format!(
+                    "workflow `{workflow}` has a second #[start] handler; it needs exactly one"
+                ),
             ));
         }
     }
@@ -449,11 +451,7 @@ fn lit_str(expr: &Expr) -> syn::Result<LitStr> {
 
 fn is_option(ty: &Type) -> bool {
     match ty {
-        Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Option"),
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Option"),
         _ => false,
     }
 }

@@ -53,7 +53,10 @@ pub enum BindError {
     /// A required parameter has no key in the payload object.
     MissingKey(String),
     /// The handler has several parameters but the payload is not an object.
-    NotAnObject { expected: Vec<String>, found: &'static str },
+    NotAnObject {
+        expected: Vec<String>,
+        found: &'static str,
+    },
 }
 
 impl fmt::Display for BindError {
@@ -163,10 +166,17 @@ mod tests {
     fn optional_params_may_be_absent_or_null() {
         let v = json!({"a": 1, "b": null});
         assert_eq!(
-            bind(&[p("a", false), p("b", true), p("c", true)], Binding::ByName, &v),
+            bind(
+                &[p("a", false), p("b", true), p("c", true)],
+                Binding::ByName,
+                &v
+            ),
             Ok(vec![Some(&json!(1)), None, None])
         );
-        assert_eq!(bind(&[p("a", true)], Binding::ByName, &json!(null)), Ok(vec![None]));
+        assert_eq!(
+            bind(&[p("a", true)], Binding::ByName, &json!(null)),
+            Ok(vec![None])
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::error::{ErrorKind, WorkflowError};
@@ -159,11 +159,8 @@ impl Sandbox {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| error_chain(&e))?;
-        bindings::Workflow::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(|e| error_chain(&e))?;
+        bindings::Workflow::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| error_chain(&e))?;
 
         let ticker = EpochTicker::start(engine.clone())
             .map_err(|e| format!("cannot start the epoch thread: {e}"))?;
@@ -350,7 +347,10 @@ impl Sandbox {
         };
         let state = store.into_data();
         let mut logs = state.logs;
-        for (pipe, level) in [(&state.stdout, LogLevel::Info), (&state.stderr, LogLevel::Warn)] {
+        for (pipe, level) in [
+            (&state.stdout, LogLevel::Info),
+            (&state.stderr, LogLevel::Warn),
+        ] {
             let bytes = pipe.contents();
             for line in String::from_utf8_lossy(&bytes).lines() {
                 logs.push(LogLine {
@@ -411,7 +411,10 @@ fn classify_trap(error: &wasmtime::Error, state: &ActivationState) -> WorkflowEr
     }
 }
 
-fn directive_from_wit(d: wit::Directive, max_value_bytes: usize) -> Result<Directive, WorkflowError> {
+fn directive_from_wit(
+    d: wit::Directive,
+    max_value_bytes: usize,
+) -> Result<Directive, WorkflowError> {
     Ok(match d {
         wit::Directive::Step(name) => Directive::Step(name),
         wit::Directive::Wait(spec) => Directive::Wait {
@@ -453,9 +456,9 @@ fn error_from_wit(e: wit::Error) -> WorkflowError {
         wit::ErrorKind::Application => ErrorKind::Application,
     };
     // Guest-provided details that are not valid JSON are kept as a string.
-    let details = e.details.map(|d| {
-        serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))
-    });
+    let details = e
+        .details
+        .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d)));
     WorkflowError {
         kind,
         message: e.message,
@@ -575,4 +578,3 @@ impl Drop for EpochTicker {
         }
     }
 }
-

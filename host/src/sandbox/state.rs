@@ -14,8 +14,8 @@ use wasmtime::{ResourceLimiter, Result as WasmResult};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::types::{self as wit, ErrorKind as WitKind};
 use super::bindings::host;
+use super::bindings::types::{self as wit, ErrorKind as WitKind};
 use crate::error::WorkflowError;
 use crate::model::Json;
 
@@ -288,7 +288,11 @@ impl host::Host for ActivationState {
         Ok(uuid::Uuid::new_v4().hyphenated().to_string())
     }
 
-    fn task_lookup(&mut self, _name: String, _occurrence: u32) -> WasmResult<Option<wit::TaskOutcome>> {
+    fn task_lookup(
+        &mut self,
+        _name: String,
+        _occurrence: u32,
+    ) -> WasmResult<Option<wit::TaskOutcome>> {
         Ok(None)
     }
 

@@ -208,9 +208,11 @@ impl Storage {
     pub async fn component(&self, version: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let version = version.to_owned();
         self.read(move |c| {
-            Ok(c.prepare_cached("SELECT bytes FROM components WHERE version = ?1")?
-                .query_row([version], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT bytes FROM components WHERE version = ?1")?
+                    .query_row([version], |r| r.get(0))
+                    .optional()?,
+            )
         })
         .await
     }
@@ -273,9 +275,8 @@ impl Storage {
     /// A run's history, oldest first.
     pub async fn history(&self, run_id: RunId) -> Result<Vec<HistoryRecord>, StorageError> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, at, data FROM history WHERE run_id = ?1 ORDER BY id",
-            )?;
+            let mut stmt =
+                c.prepare_cached("SELECT id, at, data FROM history WHERE run_id = ?1 ORDER BY id")?;
             let rows = stmt.query_map([run_id.to_string()], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -354,6 +355,17 @@ fn open_connection(path: &Path) -> Result<Connection, StorageError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(|source| open_error(path, source))?;
+    // A page cache that holds the working set of many concurrent runs, reads
+    // through mmap, and checkpoints that copy each hot page once per 40 MB of
+    // WAL rather than once per 4 MB.
+    for (pragma, value) in [
+        ("cache_size", "-65536"),
+        ("mmap_size", "268435456"),
+        ("wal_autocheckpoint", "10000"),
+    ] {
+        conn.pragma_update(None, pragma, value)
+            .map_err(|source| open_error(path, source))?;
+    }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -478,7 +490,7 @@ fn create(tx: &Transaction<'_>, run: &NewRun) -> Result<Result<(), CreateError>,
             workflow_type: run.workflow_type.clone(),
             workflow_id: run.workflow_id.clone(),
             version: run.version.clone(),
-            input: run.input.clone(),
+            input: crate::model::json_value(&run.input),
         },
     )?;
     Ok(Ok(()))

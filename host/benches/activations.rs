@@ -1,0 +1,152 @@
+//! The benchmark: `cargo xtask bench` (which builds the guests first).
+//!
+//! Prints, for the `counter` example on the embedded SQLite store:
+//! - durable activations per second: many `Counter` runs looping at once,
+//!   every activation committed durably (group commit shares the fsyncs);
+//! - the same for one run at a time (every activation waits for its fsync);
+//! - the cost of one instantiate + call + drop of the `tick` step, in µs.
+//!
+//! Options (after `--`): `--runs R --steps N` for the concurrent figure;
+//! `--only instantiate|concurrent|sequential` for one figure.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmflow_host::sandbox::{ActivationRequest, RunIdentity, Sandbox, SandboxConfig, StoreMap};
+use wasmflow_host::{HandlerKind, Host, StartOptions};
+
+fn main() -> anyhow::Result<()> {
+    let mut runs = 400u64;
+    let mut steps = 250u64;
+    let mut only: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
+            "--steps" => steps = args.next().and_then(|v| v.parse().ok()).unwrap_or(steps),
+            "--only" => only = args.next(),
+            _ => {} // cargo bench passes `--bench`
+        }
+    }
+    let plugins = std::env::var_os("WASMFLOW_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../target/plugins"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        println!("wasmflow benchmark (counter example, {} cores)", num_cpus());
+        let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+        if wanted("instantiate") {
+            instantiate_call_drop(&plugins).await?;
+        }
+        if wanted("concurrent") {
+            durable_activations(&plugins, runs, steps).await?;
+        }
+        if wanted("sequential") {
+            durable_activations(&plugins, 1, 2000).await?;
+        }
+        Ok(())
+    })
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// One activation of `tick` on a warm pool, sequentially, timed one by one.
+async fn instantiate_call_drop(plugins: &std::path::Path) -> anyhow::Result<()> {
+    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
+    let bytes: Arc<[u8]> = std::fs::read(plugins.join("counter.wasm"))?.into();
+    let component = sandbox.load(bytes).await?;
+    let mut store = StoreMap::new();
+    store.insert("n".into(), serde_json::from_str("1000000000")?);
+    store.insert("count".into(), serde_json::from_str("41")?);
+    let store = Arc::new(store);
+    let run = Arc::new(RunIdentity {
+        workflow_type: "Counter".into(),
+        workflow_id: "bench".into(),
+        run_id: "bench".into(),
+        version: component.hash.clone(),
+        parent: None,
+    });
+    let request = || ActivationRequest {
+        run: run.clone(),
+        kind: HandlerKind::Step,
+        handler: "tick".into(),
+        input: serde_json::from_str("null").expect("null"),
+        sequence: 1,
+        store: store.clone(),
+        timeout: Duration::from_secs(10),
+    };
+    for _ in 0..2_000 {
+        let outcome = sandbox.activate(&component, request()).await;
+        outcome.result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let n: usize = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let outcome = sandbox.activate(&component, request()).await;
+        samples.push(start.elapsed());
+        drop(outcome);
+    }
+    samples.sort();
+    let median = samples[n / 2];
+    let p99 = samples[n * 99 / 100];
+    let mean = samples.iter().sum::<Duration>() / n as u32;
+    println!(
+        "instantiate+call+drop (tick: 2 store reads, 1 write): median {:.1} µs, p99 {:.1} µs, mean {:.1} µs (n={n})",
+        micros(median),
+        micros(p99),
+        micros(mean)
+    );
+    Ok(())
+}
+
+/// `runs` Counter runs of `steps` steps each, all started at once.
+async fn durable_activations(
+    plugins: &std::path::Path,
+    runs: u64,
+    steps: u64,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let host = Host::builder(dir.path().join("bench.db"))
+        .plugins(plugins)
+        .start()
+        .await?;
+    let input = serde_json::json!({ "n": steps }).to_string();
+    let start = Instant::now();
+    let mut ids = Vec::new();
+    for _ in 0..runs {
+        ids.push(
+            host.start("Counter", &input, StartOptions::new())
+                .await?
+                .run_id,
+        );
+    }
+    for id in ids {
+        let done = host.wait(id).await?;
+        anyhow::ensure!(done.result.is_some(), "run {id} failed: {:?}", done.error);
+    }
+    let elapsed = start.elapsed();
+    // start + steps + 1 ticks (the last sees count == n and completes).
+    let activations = runs * (steps + 2);
+    println!(
+        "durable activations: {runs} run(s) x {steps} steps = {activations} activations in {:.2} s = {:.0} activations/s ({:.1} µs each)",
+        elapsed.as_secs_f64(),
+        activations as f64 / elapsed.as_secs_f64(),
+        micros(elapsed) / activations as f64,
+    );
+    host.shutdown().await;
+    Ok(())
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

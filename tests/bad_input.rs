@@ -1,0 +1,194 @@
+//! Bad input gets a clear error naming what was wrong, nothing already
+//! accepted is lost, and the host keeps working.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Sandbox, finish, result};
+use wasmflow_host::{Error, ErrorKind, Host, Plugins, StartOptions};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_starts_are_rejected_at_the_door_and_nothing_is_stored() {
+    let sandbox = Sandbox::new(&["hello"]);
+    let host = sandbox.host().await;
+    let cases = [
+        (
+            "Nope",
+            "{}",
+            ErrorKind::UnknownWorkflowType,
+            "workflow type `Nope`",
+        ),
+        (
+            "Greeter",
+            "[1, 2]",
+            ErrorKind::InvalidPayload,
+            "must be a JSON object, found an array",
+        ),
+        (
+            "Greeter",
+            "\"Ada\"",
+            ErrorKind::InvalidPayload,
+            "found a string",
+        ),
+        (
+            "Greeter",
+            "{name: Ada}",
+            ErrorKind::InvalidPayload,
+            "not valid JSON",
+        ),
+        (
+            "Greeter",
+            "{}",
+            ErrorKind::InvalidPayload,
+            "missing key `name`",
+        ),
+        (
+            "Greeter",
+            r#"{"nam":"Ada"}"#,
+            ErrorKind::InvalidPayload,
+            "missing key `name`",
+        ),
+    ];
+    for (i, (ty, input, kind, needle)) in cases.into_iter().enumerate() {
+        let id = format!("bad-{i}");
+        let err = host
+            .start(ty, input, StartOptions::new().workflow_id(&id))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), Some(kind), "{ty} {input}: {err}");
+        assert!(
+            err.to_string().contains(needle),
+            "{ty} {input}: `{err}` lacks `{needle}`"
+        );
+        assert!(
+            matches!(host.latest_run(&id).await, Err(Error::RunNotFound(_))),
+            "a rejected start stored a run"
+        );
+    }
+    // The host is unharmed.
+    let run = host
+        .start(
+            "Greeter",
+            r#"{"name":"Ada","extra":true}"#,
+            StartOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        result(&finish(&host, run.run_id, LIMIT).await),
+        json!("Hello, Ada")
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_plugins_directory_is_named() {
+    let sandbox = Sandbox::new(&[]);
+    let missing = sandbox.path().join("no-such-dir");
+    let err = Host::builder(sandbox.db())
+        .plugins(&missing)
+        .start()
+        .await
+        .err()
+        .expect("the host refuses a missing plugins directory");
+    assert!(matches!(err, Error::PluginsDir { .. }), "{err:?}");
+    assert!(err.to_string().contains("no-such-dir"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plugin_files_are_rejected_with_their_reason() {
+    let sandbox = Sandbox::new(&["hello", "otherworld"]);
+    let plugins = sandbox.plugins();
+    std::fs::write(plugins.join("notes.wasm"), "these are not wasm").unwrap();
+    std::fs::write(plugins.join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(plugins.join("empty.wasm"), b"").unwrap();
+    // A second file claiming a type another file provides.
+    std::fs::copy(support::component("hello"), plugins.join("hello2.wasm")).unwrap();
+    // Not a plugin at all: ignored.
+    std::fs::write(plugins.join("README.txt"), "ignored").unwrap();
+
+    let loaded = Plugins::inspect(&plugins).await.unwrap();
+    let reasons: Vec<(String, String)> = loaded
+        .rejected()
+        .iter()
+        .map(|r| {
+            let name = r.file.file_name().unwrap().to_string_lossy().into_owned();
+            (name, r.reason.clone())
+        })
+        .collect();
+    let reason = |file: &str| {
+        reasons
+            .iter()
+            .find(|(f, _)| f == file)
+            .map(|(_, r)| r.as_str())
+            .unwrap_or_else(|| panic!("{file} was not rejected: {reasons:?}"))
+    };
+    assert!(reason("notes.wasm").contains("not a WebAssembly file"));
+    assert!(reason("empty.wasm").contains("not a WebAssembly file"));
+    assert!(reason("core.wasm").contains("core WebAssembly module, not a component"));
+    assert!(
+        reason("otherworld.wasm").contains("does not target the wasmflow world")
+            && reason("otherworld.wasm").contains("wasmflow:workflow/guest"),
+        "{}",
+        reason("otherworld.wasm")
+    );
+    assert!(reason("hello2.wasm").contains("`Greeter` is already provided by"));
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
+
+    // The good file still works, in a host on the same directory.
+    let host = sandbox.host().await;
+    assert_eq!(host.plugins().rejected().len(), 5);
+    let run = host
+        .start("Greeter", r#"{"name":"Lin"}"#, StartOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        result(&finish(&host, run.run_id, LIMIT).await),
+        json!("Hello, Lin")
+    );
+    // An unknown type names the rejected files, a hint at what went wrong.
+    let err = host
+        .start("Other", "{}", StartOptions::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("otherworld.wasm"), "{err}");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_a_database_is_named() {
+    let sandbox = Sandbox::new(&["hello"]);
+    std::fs::write(
+        sandbox.db(),
+        "this is not a SQLite database, just text. ".repeat(100),
+    )
+    .unwrap();
+    let err = sandbox.builder().start().await.err().expect("refused");
+    assert!(err.to_string().contains("wasmflow.db"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_out_of_range_are_named() {
+    let sandbox = Sandbox::new(&["hello"]);
+    let cases = [
+        (
+            sandbox.builder().step_timeout(Duration::ZERO),
+            "step_timeout",
+        ),
+        (sandbox.builder().memory_limit(1024), "memory_limit"),
+        (sandbox.builder().instance_slots(0), "instance_slots"),
+        (sandbox.builder().max_value_bytes(0), "max_value_bytes"),
+    ];
+    for (builder, setting) in cases {
+        let err = builder.start().await.err().expect("refused");
+        assert!(
+            matches!(&err, Error::Config { setting: s, .. } if *s == setting),
+            "{setting}: {err:?}"
+        );
+        assert!(err.to_string().contains(setting), "{err}");
+    }
+}

@@ -1,0 +1,138 @@
+//! The `wasmflow` binary: `run` and `types`, their output and exit codes.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::Sandbox;
+
+fn wasmflow(sandbox: &Sandbox, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args(args)
+        .arg("--plugins")
+        .arg(sandbox.plugins())
+        .current_dir(sandbox.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run wasmflow")
+}
+
+fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
+    let mut all = vec!["run", "--db"];
+    let db = sandbox.db();
+    all.push(db.to_str().unwrap());
+    all.extend_from_slice(args);
+    wasmflow(sandbox, &all)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn run_prints_the_result_and_exits_zero() {
+    let sandbox = Sandbox::new(&["hello", "counter"]);
+    let out = run(&sandbox, &["Greeter", "--input", r#"{"name":"Ada"}"#]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "\"Hello, Ada\"\n");
+
+    let out = run(
+        &sandbox,
+        &["Counter", "--input", r#"{"n":25}"#, "--id", "count-25"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "25\n");
+}
+
+#[test]
+fn a_failed_run_prints_kind_and_message_and_exits_one() {
+    let sandbox = Sandbox::new(&["failing", "probe"]);
+    let out = run(&sandbox, &["Checkout", "--input", r#"{"items":[]}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("failed: Application: cannot charge an empty cart"),
+        "{err}"
+    );
+
+    let out = run(&sandbox, &["Panicker", "--input", r#"{"message":"oh no"}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Trap: ") && err.contains("boom: oh no"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rejected_requests_exit_two_naming_the_problem() {
+    let sandbox = Sandbox::new(&["hello"]);
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["Nope"],
+            "UnknownWorkflowType: no plugin provides workflow type `Nope`",
+        ),
+        (
+            &["Greeter", "--input", "{}"],
+            "InvalidPayload: start `start`: missing key `name`",
+        ),
+        (
+            &["Greeter", "--input", "[]"],
+            "must be a JSON object, found an array",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = run(&sandbox, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args(["run", "Greeter", "--plugins", "/no/such/plugins"])
+        .current_dir(sandbox.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/no/such/plugins") && err.contains("No such file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn types_lists_types_handlers_and_rejected_files() {
+    let sandbox = Sandbox::new(&["hello", "failing"]);
+    let out = wasmflow(&sandbox, &["types"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("Greeter  (hello.wasm, version "),
+        "{listing}"
+    );
+    assert!(listing.contains("  start  start(name)"), "{listing}");
+    assert!(listing.contains("  step   greet()"), "{listing}");
+    assert!(listing.contains("Checkout  (failing.wasm"), "{listing}");
+
+    std::fs::write(sandbox.plugins().join("broken.wasm"), "nope").unwrap();
+    let out = wasmflow(&sandbox, &["types", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = json["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Checkout", "Greeter"]);
+    let rejected = &json["rejected"][0];
+    assert!(rejected["file"].as_str().unwrap().ends_with("broken.wasm"));
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file")
+    );
+}
