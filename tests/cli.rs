@@ -136,3 +136,83 @@ fn types_lists_types_handlers_and_rejected_files() {
             .contains("not a WebAssembly file")
     );
 }
+
+#[test]
+fn run_delivers_events_in_order_and_shows_the_children() {
+    let sandbox = Sandbox::new(&["order-payment", "family"]);
+    let out = run(
+        &sandbox,
+        &[
+            "Order",
+            "--input",
+            r#"{"order_id":"abc","amount":42.5}"#,
+            "--event",
+            "start_payment",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let txn = result.as_str().unwrap();
+    assert!(txn.starts_with("txn-"), "{txn}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("child Payment payment-abc (run ")
+            && err.contains(&format!("completed: \"{txn}\"")),
+        "{err}"
+    );
+
+    let out = run(
+        &sandbox,
+        &[
+            "Inbox",
+            "--event",
+            r#"note="one""#,
+            "--event",
+            r#"pair={"a":1,"b":2}"#,
+            "--event",
+            r#"note={"text":"three"}"#,
+            "--event",
+            "finish",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "[\"busy done\",{\"note\":\"one\"},{\"sum\":3},{\"note\":\"three\"}]\n"
+    );
+}
+
+#[test]
+fn an_event_without_a_handler_is_named_and_nothing_starts() {
+    let sandbox = Sandbox::new(&["order-payment"]);
+    let out = run(
+        &sandbox,
+        &[
+            "Order",
+            "--input",
+            r#"{"order_id":"x","amount":1}"#,
+            "--id",
+            "never-started",
+            "--event",
+            "start_payment",
+            "--event",
+            "refund={}",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("UnknownEvent") && err.contains("no handler for event `refund`"),
+        "{err}"
+    );
+    // Nothing was stored.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let host = sandbox.host().await;
+        assert!(matches!(
+            host.latest_run("never-started").await,
+            Err(wasmflow_host::Error::RunNotFound(_))
+        ));
+        host.shutdown().await;
+    });
+}

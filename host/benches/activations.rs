@@ -4,28 +4,69 @@
 //! - durable activations per second: many `Counter` runs looping at once,
 //!   every activation committed durably (group commit shares the fsyncs);
 //! - the same for one run at a time (every activation waits for its fsync);
-//! - the cost of one instantiate + call + drop of the `tick` step, in µs.
+//! - the cost of one instantiate + call + drop of the `tick` step, in µs;
+//! - the seed's Order/Payment: N Orders started at once, each driven to
+//!   completion (start, `start_payment` event, the Payment child, its reply):
+//!   workflows/s and end-to-end latency; then one Order at a time.
 //!
 //! Options (after `--`): `--runs R --steps N` for the concurrent figure;
-//! `--only instantiate|concurrent|sequential` for one figure.
+//! `--orders N` for Order/Payment; `--only
+//! instantiate|concurrent|sequential|order-payment` for one figure.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmflow_host::sandbox::{ActivationRequest, RunIdentity, Sandbox, SandboxConfig, StoreMap};
-use wasmflow_host::{HandlerKind, Host, StartOptions};
+use wasmflow_host::sandbox::{
+    ActivationRequest, BoxFuture, ChildRequest, ChildResolution, HostServices, ParentIdentity,
+    RunIdentity, Sandbox, SandboxConfig, ServiceError, StoreMap,
+};
+use wasmflow_host::{ErrorKind, HandlerKind, Host, StartOptions, WorkflowError};
+
+/// `tick` never calls out; these answers are never used.
+struct NoServices;
+
+impl HostServices for NoServices {
+    fn resolve_child<'a>(
+        &'a self,
+        _parent: &'a str,
+        _request: &'a ChildRequest,
+    ) -> BoxFuture<'a, Result<ChildResolution, ServiceError>> {
+        Box::pin(async {
+            Err(ServiceError::Guest(WorkflowError::new(
+                ErrorKind::NotSupported,
+                "benchmark",
+            )))
+        })
+    }
+
+    fn check_parent_event<'a>(
+        &'a self,
+        _parent: &'a ParentIdentity,
+        _event: &'a str,
+        _payload: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async {
+            Err(ServiceError::Guest(WorkflowError::new(
+                ErrorKind::NotSupported,
+                "benchmark",
+            )))
+        })
+    }
+}
 
 fn main() -> anyhow::Result<()> {
     let mut runs = 400u64;
     let mut steps = 250u64;
     let mut only: Option<String> = None;
+    let mut orders = 10_000usize;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
             "--steps" => steps = args.next().and_then(|v| v.parse().ok()).unwrap_or(steps),
             "--only" => only = args.next(),
+            "--orders" => orders = args.next().and_then(|v| v.parse().ok()).unwrap_or(orders),
             _ => {} // cargo bench passes `--bench`
         }
     }
@@ -47,6 +88,9 @@ fn main() -> anyhow::Result<()> {
         }
         if wanted("sequential") {
             durable_activations(&plugins, 1, 2000).await?;
+        }
+        if wanted("order-payment") {
+            order_payment(&plugins, orders).await?;
         }
         Ok(())
     })
@@ -72,8 +116,15 @@ async fn instantiate_call_drop(plugins: &std::path::Path) -> anyhow::Result<()> 
         version: component.hash.clone(),
         parent: None,
     });
+    let spec = component
+        .workflow_type("Counter")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("counter.wasm does not provide Counter"))?;
+    let services: Arc<dyn HostServices> = Arc::new(NoServices);
     let request = || ActivationRequest {
         run: run.clone(),
+        spec: spec.clone(),
+        services: services.clone(),
         kind: HandlerKind::Step,
         handler: "tick".into(),
         input: serde_json::from_str("null").expect("null"),
@@ -145,6 +196,70 @@ async fn durable_activations(
     );
     host.shutdown().await;
     Ok(())
+}
+
+/// The seed's example, `orders` at once against the durable store, then 200
+/// one at a time.
+async fn order_payment(plugins: &std::path::Path, orders: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let host = Arc::new(
+        Host::builder(dir.path().join("orders.db"))
+            .plugins(plugins)
+            .start()
+            .await?,
+    );
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(orders);
+    for i in 0..orders {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move { one_order(&host, i).await }));
+    }
+    let mut latencies = Vec::with_capacity(orders);
+    for task in tasks {
+        latencies.push(task.await??);
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    println!(
+        "order/payment, {orders} at once: {:.0} workflows/s ({:.2} s); end-to-end latency p50 {:.1} ms, p99 {:.1} ms",
+        orders as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        millis(latencies[orders / 2]),
+        millis(latencies[orders * 99 / 100]),
+    );
+
+    let sequential = 200;
+    let mut latencies = Vec::with_capacity(sequential);
+    for i in 0..sequential {
+        latencies.push(one_order(&host, orders + i).await?);
+    }
+    latencies.sort();
+    println!(
+        "order/payment, one at a time (n={sequential}): latency p50 {:.2} ms, p99 {:.2} ms",
+        millis(latencies[sequential / 2]),
+        millis(latencies[sequential * 99 / 100]),
+    );
+    if let Ok(host) = Arc::try_unwrap(host) {
+        host.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Start an Order, send `start_payment`, wait for it to complete.
+async fn one_order(host: &Host, i: usize) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let input = serde_json::json!({"order_id": format!("o{i}"), "amount": 10.0 + i as f64});
+    let run = host
+        .start("Order", &input.to_string(), StartOptions::new())
+        .await?;
+    host.send_to_run(run.run_id, "start_payment", "").await?;
+    let done = host.wait(run.run_id).await?;
+    anyhow::ensure!(done.result.is_some(), "order {i} failed: {:?}", done.error);
+    Ok(start.elapsed())
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 fn micros(d: Duration) -> f64 {

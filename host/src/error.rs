@@ -107,8 +107,15 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("no run with id `{0}`")]
+    /// No run with this run id or workflow id.
+    #[error("no run `{0}`")]
     RunNotFound(String),
+    /// The run has ended; it takes no more events, cancels or terminations.
+    #[error("run `{run_id}` is already {status}")]
+    RunTerminal {
+        run_id: String,
+        status: crate::model::RunStatus,
+    },
     #[error("invalid setting `{setting}`: {reason}")]
     Config {
         setting: &'static str,
@@ -120,6 +127,20 @@ pub enum Error {
     Storage(#[from] crate::storage::StorageError),
     #[error("the host is shutting down")]
     ShuttingDown,
+}
+
+impl From<crate::storage::RunGone> for Error {
+    fn from(e: crate::storage::RunGone) -> Self {
+        use crate::storage::RunGone;
+        match e {
+            RunGone::NotFound(run_id) => Error::RunNotFound(run_id.to_string()),
+            RunGone::Terminal { run_id, status } => Error::RunTerminal {
+                run_id: run_id.to_string(),
+                status,
+            },
+            RunGone::Storage(e) => Error::Storage(e),
+        }
+    }
 }
 
 impl Error {

@@ -13,11 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, ErrorKind, Result, WorkflowError};
-use crate::model::{HandlerKind, Pending, RunId, RunStatus, now_ms, parse_json};
+use crate::model::{HandlerKind, Pending, RunId, RunStatus, WorkflowTypeSpec, now_ms, parse_json};
 use crate::plugins::Plugins;
-use crate::sandbox::{ComponentVersion, ParentIdentity, RunIdentity, Sandbox, SandboxConfig};
+use crate::sandbox::{
+    BoxFuture, ChildRequest, ChildResolution, ComponentVersion, HostServices, ParentIdentity,
+    RunIdentity, Sandbox, SandboxConfig, ServiceError,
+};
 use crate::scheduler::{self, LiveRun};
-use crate::storage::{CreateError, HistoryRecord, NewRun, RunRecord, Storage};
+use crate::storage::{CreateError, Delivery, HistoryRecord, InboxKind, NewRun, RunRecord, Storage};
 
 /// Configures and starts a [`Host`].
 ///
@@ -141,6 +144,7 @@ impl HostBuilder {
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
     workflow_id: Option<String>,
+    timeout: Option<Duration>,
 }
 
 impl StartOptions {
@@ -152,6 +156,13 @@ impl StartOptions {
     /// per workflow id is active at a time.
     pub fn workflow_id(mut self, id: impl Into<String>) -> Self {
         self.workflow_id = Some(id.into());
+        self
+    }
+
+    /// The workflow timeout: the run fails with `WorkflowTimeout` if it has
+    /// not ended by then.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 }
@@ -253,15 +264,20 @@ impl Host {
             handler: start.name.clone(),
             input: input.clone(),
         };
+        let at_ms = now_ms();
+        let deadline_ms = options
+            .timeout
+            .map(|t| at_ms.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
         let new = NewRun {
             run_id,
             workflow_id: workflow_id.clone(),
             workflow_type: workflow_type.to_owned(),
             version: entry.component.hash.clone(),
-            parent_run_id: None,
+            parent: None,
             input,
             pending: pending.clone(),
-            at_ms: now_ms(),
+            deadline_ms,
+            at_ms,
         };
         match self.inner.storage.create_run(new).await {
             Ok(()) => {}
@@ -293,6 +309,9 @@ impl Host {
             pending,
             store: Arc::default(),
         };
+        if let Some(due_ms) = deadline_ms {
+            scheduler::arm_deadline(&self.inner, run_id, due_ms);
+        }
         scheduler::wake(&self.inner, run_id, Some(live));
         Ok(Started {
             run_id,
@@ -341,6 +360,102 @@ impl Host {
             .ok_or_else(|| Error::RunNotFound(workflow_id.to_owned()))
     }
 
+    /// Check, without sending it, that `event` with `payload` (JSON text;
+    /// empty for none) would be accepted by a new run of `workflow_type`.
+    pub fn check_event(&self, workflow_type: &str, event: &str, payload: &str) -> Result<()> {
+        let entry = self.inner.plugins.get(workflow_type)?;
+        let payload = if payload.trim().is_empty() {
+            "null"
+        } else {
+            payload
+        };
+        check_event(&entry.spec, event, payload)?;
+        Ok(())
+    }
+
+    /// Send an event to the latest run of `workflow_id`. The event name must
+    /// have a handler in the run's version and the payload (JSON text; empty
+    /// for none) must fit it; the run must not have ended. Returns once the
+    /// event is durably in the run's inbox.
+    pub async fn send(&self, workflow_id: &str, event: &str, payload: &str) -> Result<RunId> {
+        let run = self.latest_run(workflow_id).await?;
+        self.deliver(run, event, payload).await
+    }
+
+    /// [`Host::send`] to a run by its run id.
+    pub async fn send_to_run(&self, run_id: RunId, event: &str, payload: &str) -> Result<RunId> {
+        let run = self.run(run_id).await?;
+        self.deliver(run, event, payload).await
+    }
+
+    async fn deliver(&self, run: RunRecord, event: &str, payload: &str) -> Result<RunId> {
+        if run.status.is_terminal() {
+            return Err(Error::RunTerminal {
+                run_id: run.run_id.to_string(),
+                status: run.status,
+            });
+        }
+        let payload = if payload.trim().is_empty() {
+            "null"
+        } else {
+            payload
+        };
+        let spec = self
+            .inner
+            .spec(&run.version, &run.workflow_type)
+            .await
+            .map_err(|e| match e {
+                ServiceError::Guest(e) => Error::Rejected(e),
+                ServiceError::Host(fault) => Error::Engine(fault),
+            })?;
+        let payload = check_event(&spec, event, payload)?;
+        let effects = self
+            .inner
+            .storage
+            .deliver(Delivery {
+                run_id: run.run_id,
+                name: event.to_owned(),
+                payload,
+                kind: InboxKind::Event,
+                source: "client".to_owned(),
+            })
+            .await?;
+        scheduler::apply_effects(&self.inner, effects);
+        Ok(run.run_id)
+    }
+
+    /// Cancel the latest run of `workflow_id`: a waiting run at once, a run
+    /// in an activation when that activation ends (its directive is
+    /// discarded). Its children's close policies apply.
+    pub async fn cancel(&self, workflow_id: &str, reason: &str) -> Result<RunId> {
+        let run = self.latest_run(workflow_id).await?;
+        let effects = self
+            .inner
+            .storage
+            .cancel(run.run_id, reason.to_owned(), now_ms())
+            .await?;
+        scheduler::apply_effects(&self.inner, effects);
+        Ok(run.run_id)
+    }
+
+    /// End the latest run of `workflow_id` at once, in any live state. Its
+    /// children's close policies apply.
+    pub async fn terminate(&self, workflow_id: &str, reason: &str) -> Result<RunId> {
+        let run = self.latest_run(workflow_id).await?;
+        let effects = self
+            .inner
+            .storage
+            .terminate(run.run_id, reason.to_owned(), now_ms())
+            .await?;
+        scheduler::apply_effects(&self.inner, effects);
+        Ok(run.run_id)
+    }
+
+    /// The runs `run_id` started, oldest first.
+    pub async fn children(&self, run_id: RunId) -> Result<Vec<RunRecord>> {
+        Ok(self.inner.storage.children(run_id).await?)
+    }
+
     /// The run's history, oldest first.
     pub async fn history(&self, run_id: RunId) -> Result<Vec<HistoryRecord>> {
         Ok(self.inner.storage.history(run_id).await?)
@@ -384,6 +499,9 @@ impl Inner {
             tracing::info!(runs = runs.len(), "resuming unfinished runs");
         }
         for run in runs {
+            if let Some(due_ms) = run.deadline_ms {
+                scheduler::arm_deadline(self, run.run_id, due_ms);
+            }
             match run.status {
                 RunStatus::Running => scheduler::wake(self, run.run_id, None),
                 RunStatus::Waiting => {
@@ -446,6 +564,7 @@ impl Inner {
                 workflow_type: p.workflow_type,
                 workflow_id: p.workflow_id,
                 run_id: p.run_id.to_string(),
+                version: p.version,
             }),
             None => None,
         };
@@ -467,6 +586,26 @@ impl Inner {
         }))
     }
 
+    /// The spec of `workflow_type` in component `version`.
+    async fn spec(
+        &self,
+        version: &str,
+        workflow_type: &str,
+    ) -> Result<Arc<WorkflowTypeSpec>, ServiceError> {
+        let component = self
+            .component(version)
+            .await
+            .map_err(|e| ServiceError::Host(e.to_string()))?;
+        component
+            .workflow_type(workflow_type)
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::Host(format!(
+                    "component version `{version}` does not provide workflow type `{workflow_type}`"
+                ))
+            })
+    }
+
     /// Wake everyone waiting for `run_id` to end.
     pub(crate) fn notify_terminal(&self, run_id: RunId) {
         let waiting = self
@@ -477,5 +616,96 @@ impl Inner {
         for tx in waiting.into_iter().flatten() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// Check an event against the handlers of `spec`: the name has an event
+/// handler and the payload (JSON text) fits its parameters.
+fn check_event(
+    spec: &WorkflowTypeSpec,
+    event: &str,
+    payload: &str,
+) -> std::result::Result<crate::model::Json, WorkflowError> {
+    let handler = spec.handler(HandlerKind::Event, event).ok_or_else(|| {
+        WorkflowError::new(
+            ErrorKind::UnknownEvent,
+            format!(
+                "workflow type `{}` has no handler for event `{event}`",
+                spec.name
+            ),
+        )
+    })?;
+    let json = parse_json(payload, &format!("the payload of event `{event}`"))?;
+    let value: serde_json::Value = serde_json::from_str(json.get())
+        .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
+    handler.check_payload(&value)?;
+    Ok(json)
+}
+
+impl HostServices for Inner {
+    fn resolve_child<'a>(
+        &'a self,
+        parent_run_id: &'a str,
+        request: &'a ChildRequest,
+    ) -> BoxFuture<'a, std::result::Result<ChildResolution, ServiceError>> {
+        Box::pin(async move {
+            let entry = self.plugins.get(&request.workflow_type)?;
+            let start = entry.spec.start().ok_or_else(|| {
+                ServiceError::Host(format!(
+                    "workflow type `{}` has no start handler",
+                    request.workflow_type
+                ))
+            })?;
+            start.check_payload(&request.input).map_err(|mut e| {
+                e.message = format!("child `{}`: {}", request.workflow_id, e.message);
+                e
+            })?;
+            let active = self
+                .storage
+                .active_run(&request.workflow_id)
+                .await
+                .map_err(|e| ServiceError::Host(e.to_string()))?;
+            match active {
+                Some(run) if run.parent_run_id.map(|p| p.to_string()).as_deref() == Some(parent_run_id) => {
+                    Ok(ChildResolution::Existing { run_id: run.run_id })
+                }
+                Some(run) => Err(ServiceError::Guest(
+                    WorkflowError::new(
+                        ErrorKind::WorkflowAlreadyRunning,
+                        format!(
+                            "workflow id `{}` is held by active run `{}`, which is not a child of this run",
+                            request.workflow_id, run.run_id
+                        ),
+                    )
+                    .with_details(serde_json::json!({"run_id": run.run_id.to_string()})),
+                )),
+                None => Ok(ChildResolution::New {
+                    version: entry.component.hash.clone(),
+                    start_handler: start.name.clone(),
+                }),
+            }
+        })
+    }
+
+    fn check_parent_event<'a>(
+        &'a self,
+        parent: &'a ParentIdentity,
+        event: &'a str,
+        payload: &'a serde_json::Value,
+    ) -> BoxFuture<'a, std::result::Result<(), ServiceError>> {
+        Box::pin(async move {
+            let spec = self.spec(&parent.version, &parent.workflow_type).await?;
+            let handler = spec.handler(HandlerKind::Event, event).ok_or_else(|| {
+                WorkflowError::new(
+                    ErrorKind::UnknownEvent,
+                    format!(
+                        "the parent's workflow type `{}` has no handler for event `{event}`",
+                        spec.name
+                    ),
+                )
+            })?;
+            handler.check_payload(payload)?;
+            Ok(())
+        })
     }
 }

@@ -75,6 +75,14 @@ struct RunArgs {
     /// The workflow id (default: the run id).
     #[arg(long)]
     id: Option<String>,
+    /// The workflow timeout, e.g. `5m`: the run fails with `WorkflowTimeout`
+    /// if it has not ended by then.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// An event to send to the run, `NAME` or `NAME=JSON`; repeat it to send
+    /// several, in order. Each is checked before the run starts.
+    #[arg(long = "event", value_name = "NAME[=JSON]")]
+    events: Vec<String>,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -133,14 +141,44 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             rejected.reason
         );
     }
+    let events: Vec<(&str, &str)> = args
+        .events
+        .iter()
+        .map(|e| e.split_once('=').unwrap_or((e.as_str(), "")))
+        .collect();
+    for (name, payload) in &events {
+        host.check_event(&args.workflow_type, name, payload)?;
+    }
     let mut options = StartOptions::new();
     if let Some(id) = args.id {
         options = options.workflow_id(id);
     }
+    if let Some(timeout) = args.timeout {
+        options = options.timeout(timeout);
+    }
     let started = host
         .start(&args.workflow_type, &args.input, options)
         .await?;
+    for (name, payload) in events {
+        host.send_to_run(started.run_id, name, payload).await?;
+    }
     let record = host.wait(started.run_id).await?;
+    const SHOWN: usize = 10;
+    let children = host.children(started.run_id).await?;
+    for child in children.iter().take(SHOWN) {
+        let outcome = match (&child.result, &child.error) {
+            (Some(result), _) => format!(": {}", result.get()),
+            (None, Some(error)) => format!(": {error}"),
+            (None, None) => String::new(),
+        };
+        eprintln!(
+            "child {} {} (run {}) {}{outcome}",
+            child.workflow_type, child.workflow_id, child.run_id, child.status
+        );
+    }
+    if children.len() > SHOWN {
+        eprintln!("... and {} more children", children.len() - SHOWN);
+    }
     host.shutdown().await;
     match (record.status, record.result, record.error) {
         (RunStatus::Completed, Some(result), _) => {

@@ -300,6 +300,67 @@ pub struct Pending {
     pub input: Json,
 }
 
+/// What a parent's end does to a child (SPEC 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosePolicy {
+    /// The child runs on.
+    #[default]
+    Abandon,
+    /// The child is cancelled.
+    Cancel,
+    /// The child is terminated.
+    Terminate,
+}
+
+impl ClosePolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClosePolicy::Abandon => "abandon",
+            ClosePolicy::Cancel => "cancel",
+            ClosePolicy::Terminate => "terminate",
+        }
+    }
+}
+
+impl FromStr for ClosePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "abandon" => Ok(ClosePolicy::Abandon),
+            "cancel" => Ok(ClosePolicy::Cancel),
+            "terminate" => Ok(ClosePolicy::Terminate),
+            other => Err(format!("unknown close policy `{other}`")),
+        }
+    }
+}
+
+/// A child run an activation registered with `start-child`; it is created
+/// when the activation commits.
+#[derive(Debug, Clone)]
+pub struct ChildStart {
+    pub run_id: RunId,
+    pub workflow_id: String,
+    pub workflow_type: String,
+    /// The component version the child is pinned to.
+    pub version: String,
+    pub input: Json,
+    /// The start handler's name.
+    pub start_handler: String,
+    pub timeout: Option<Duration>,
+    /// The parent step told of the child's end.
+    pub on_completed: Option<String>,
+    pub close_policy: ClosePolicy,
+}
+
+/// An event an activation sent to its parent with `send-to-parent`; it is
+/// delivered when the activation commits.
+#[derive(Debug, Clone)]
+pub struct SentEvent {
+    pub name: String,
+    pub payload: Json,
+}
+
 /// One entry of a run's history (SPEC 9). JSON values are parsed
 /// (`serde_json::Value`) so entries read back from storage as they were.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -310,6 +371,8 @@ pub enum HistoryEvent {
         workflow_id: String,
         version: String,
         input: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_run_id: Option<RunId>,
     },
     /// An activation ran and returned a directive. It is recorded when the
     /// activation commits, with when it started and how long it took.
@@ -339,11 +402,52 @@ pub enum HistoryEvent {
     TimerFired {
         on_timeout: Option<String>,
     },
+    /// An event entered the run's inbox.
+    EventReceived {
+        name: String,
+        payload: serde_json::Value,
+        /// `client`, or the run id of the child that sent it.
+        source: String,
+    },
+    /// The oldest inbox event was handed to its handler.
+    EventDispatched {
+        name: String,
+        /// `event` for an event handler, `step` for a completion notice.
+        kind: HandlerKind,
+    },
+    /// An event was not delivered (its run had ended).
+    EventDropped {
+        name: String,
+        reason: String,
+    },
+    /// This run started a child.
+    ChildStarted {
+        workflow_type: String,
+        workflow_id: String,
+        run_id: RunId,
+    },
+    /// This run sent an event to its parent's inbox.
+    EventSentToParent {
+        name: String,
+        payload: serde_json::Value,
+        parent_run_id: RunId,
+    },
+    /// A cancel arrived while an activation was running; the run is
+    /// cancelled when the activation ends.
+    CancelRequested {
+        reason: String,
+    },
     RunCompleted {
         result: serde_json::Value,
     },
     RunFailed {
         error: WorkflowError,
+    },
+    RunCancelled {
+        reason: String,
+    },
+    RunTerminated {
+        reason: String,
     },
 }
 
@@ -356,8 +460,16 @@ impl HistoryEvent {
             HistoryEvent::ActivationFailed { .. } => "activation_failed",
             HistoryEvent::TimerSet { .. } => "timer_set",
             HistoryEvent::TimerFired { .. } => "timer_fired",
+            HistoryEvent::EventReceived { .. } => "event_received",
+            HistoryEvent::EventDispatched { .. } => "event_dispatched",
+            HistoryEvent::EventDropped { .. } => "event_dropped",
+            HistoryEvent::ChildStarted { .. } => "child_started",
+            HistoryEvent::EventSentToParent { .. } => "event_sent_to_parent",
+            HistoryEvent::CancelRequested { .. } => "cancel_requested",
             HistoryEvent::RunCompleted { .. } => "run_completed",
             HistoryEvent::RunFailed { .. } => "run_failed",
+            HistoryEvent::RunCancelled { .. } => "run_cancelled",
+            HistoryEvent::RunTerminated { .. } => "run_terminated",
         }
     }
 }

@@ -22,9 +22,12 @@ use crate::model::{
     now_ms,
 };
 use crate::sandbox::{
-    ActivationOutcome, ActivationRequest, ComponentVersion, LogLevel, RunIdentity, StoreMap,
+    ActivationOutcome, ActivationRequest, ComponentVersion, LogLevel, ParentIdentity, RunIdentity,
+    StoreMap,
 };
-use crate::storage::{CommitOutcome, NextState, StateCommit, Timer};
+use crate::storage::{
+    CommitOutcome, Delivery, Effects, InboxKind, NewRun, NextState, ParentLink, StateCommit, Timer,
+};
 
 /// A run in the hands of a driver: what it needs to execute activations
 /// without reading storage each time.
@@ -111,6 +114,8 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
             Some(h) => {
                 let request = ActivationRequest {
                     run: live.identity.clone(),
+                    spec: live.spec.clone(),
+                    services: inner.clone(),
                     kind: live.pending.kind,
                     handler: live.pending.handler.clone(),
                     input: live.pending.input.clone(),
@@ -123,16 +128,28 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
                     outcome = inner.sandbox.activate(&live.component, request) => outcome,
                 }
             }
-            None => ActivationOutcome {
-                result: Err(missing_handler(&live.spec, &live.pending)),
-                writes: Default::default(),
-                logs: Vec::new(),
-                duration: Duration::ZERO,
-            },
+            None => ActivationOutcome::failed(missing_handler(&live.spec, &live.pending)),
         };
         emit_logs(&live, &outcome);
+        if let Some(fault) = &outcome.host_fault {
+            // Not the guest's doing: nothing is committed, the activation
+            // runs again.
+            tracing::error!(run_id = %live.run_id, %fault, "activation hit a host fault; retrying");
+            if pause(inner).await.is_err() {
+                return Parked::Done;
+            }
+            continue;
+        }
         let at_ms = now_ms();
-        let plan = plan(&live.spec, &live.pending, live.seq, outcome, at_ms);
+        let plan = plan(
+            &live.spec,
+            live.run_id,
+            &live.identity,
+            &live.pending,
+            live.seq,
+            outcome,
+            at_ms,
+        );
         if let NextState::Failed(error) = &plan.next {
             tracing::info!(
                 run_id = %live.run_id,
@@ -142,30 +159,45 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
                 "run failed"
             );
         }
+        let children = plan.children;
         let commit = StateCommit {
             run_id: live.run_id,
             expected_seq: live.seq,
             next: plan.next.clone(),
             writes: plan.writes,
             history: plan.history,
+            children: children.clone(),
+            to_parent: plan.to_parent,
             at_ms,
         };
         let writes = commit.writes.clone();
-        match inner.storage.commit(commit).await {
-            Ok(CommitOutcome::Applied) => {}
-            // The run moved on without this driver (a host that was stopping
-            // committed late): start over from what is stored.
+        let (seq, next, effects) = match inner.storage.commit(commit).await {
+            Ok(CommitOutcome::Applied { seq, next, effects }) => (seq, next, effects),
+            // The run moved on without this driver (terminated, or a host
+            // that was stopping committed late): start over from storage.
             Ok(CommitOutcome::Stale) => return Parked::Reload,
+            // A child's workflow id was taken meanwhile: execute the
+            // activation again; this time the guest sees who holds it.
+            Ok(CommitOutcome::Conflict {
+                workflow_id,
+                run_id: holder,
+            }) => {
+                tracing::debug!(
+                    run_id = %live.run_id, %workflow_id, %holder,
+                    "child workflow id taken; re-executing"
+                );
+                continue;
+            }
             Err(e) => {
                 // Nothing was committed: execute the activation again later.
                 tracing::error!(run_id = %live.run_id, error = %e, "commit failed; retrying");
-                tokio::select! {
-                    _ = inner.shutdown.cancelled() => return Parked::Done,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                if pause(inner).await.is_err() {
+                    return Parked::Done;
                 }
+                continue;
             }
-        }
-        live.seq += 1;
+        };
+        live.seq = seq;
         if !writes.is_empty() {
             let store = Arc::make_mut(&mut live.store);
             for (key, value) in writes {
@@ -175,20 +207,74 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
                 };
             }
         }
-        match plan.next {
-            NextState::Running(pending) => live.pending = pending,
-            NextState::Waiting(timer) => {
-                if let Some(timer) = timer {
+        for child in children {
+            start_child(inner, &live, child);
+        }
+        apply_effects(inner, effects);
+        match next {
+            Some(pending) => live.pending = pending,
+            None => {
+                if let NextState::Waiting(Some(timer)) = plan.next {
                     arm_timer(inner, live.run_id, live.seq, timer);
                 }
                 return Parked::Done;
             }
-            NextState::Completed(_) | NextState::Failed(_) => {
-                inner.notify_terminal(live.run_id);
-                return Parked::Done;
-            }
         }
     }
+}
+
+/// Wait a second before retrying after a fault; `Err` when the host stops.
+async fn pause(inner: &Arc<Inner>) -> Result<(), ()> {
+    tokio::select! {
+        _ = inner.shutdown.cancelled() => Err(()),
+        _ = tokio::time::sleep(Duration::from_secs(1)) => Ok(()),
+    }
+}
+
+/// Wake the runs a write woke and tell waiters about the runs it ended.
+pub(crate) fn apply_effects(inner: &Arc<Inner>, effects: Effects) {
+    for run_id in effects.woken {
+        wake(inner, run_id, None);
+    }
+    for run_id in effects.finished {
+        inner.notify_terminal(run_id);
+    }
+}
+
+/// Drive a child created by `parent`'s commit, and arm its workflow timeout.
+fn start_child(inner: &Arc<Inner>, parent: &LiveRun, child: NewRun) {
+    if let Some(due_ms) = child.deadline_ms {
+        arm_deadline(inner, child.run_id, due_ms);
+    }
+    let Some(entry) = inner.plugins.version(&child.version) else {
+        wake(inner, child.run_id, None);
+        return;
+    };
+    let Some(spec) = entry.workflow_type(&child.workflow_type).cloned() else {
+        wake(inner, child.run_id, None);
+        return;
+    };
+    let seed = LiveRun {
+        run_id: child.run_id,
+        identity: Arc::new(RunIdentity {
+            workflow_type: child.workflow_type,
+            workflow_id: child.workflow_id,
+            run_id: child.run_id.to_string(),
+            version: child.version,
+            parent: Some(ParentIdentity {
+                workflow_type: parent.identity.workflow_type.clone(),
+                workflow_id: parent.identity.workflow_id.clone(),
+                run_id: parent.identity.run_id.clone(),
+                version: parent.identity.version.clone(),
+            }),
+        }),
+        component: entry.clone(),
+        spec,
+        seq: 0,
+        pending: child.pending,
+        store: Arc::default(),
+    };
+    wake(inner, seed.run_id, Some(seed));
 }
 
 /// Fire `timer` when due: run its step, unless the run moved on first.
@@ -201,24 +287,43 @@ pub(crate) fn arm_timer(inner: &Arc<Inner>, run_id: RunId, seq: u64, timer: Time
             _ = inner.shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        let commit = StateCommit {
+        let mut commit = StateCommit::new(
             run_id,
-            expected_seq: seq,
-            next: NextState::Running(Pending {
+            seq,
+            NextState::Running(Pending {
                 kind: HandlerKind::Step,
                 handler: timer.on_timeout.clone(),
                 input: json_null(),
             }),
-            writes: Default::default(),
-            history: vec![HistoryEvent::TimerFired {
-                on_timeout: Some(timer.on_timeout),
-            }],
-            at_ms: now_ms(),
-        };
+            now_ms(),
+        );
+        commit.history.push(HistoryEvent::TimerFired {
+            on_timeout: Some(timer.on_timeout),
+        });
         match inner.storage.commit(commit).await {
-            Ok(CommitOutcome::Applied) => wake(&inner, run_id, None),
-            Ok(CommitOutcome::Stale) => {}
+            Ok(CommitOutcome::Applied { effects, .. }) => {
+                apply_effects(&inner, effects);
+                wake(&inner, run_id, None);
+            }
+            Ok(_) => {}
             Err(e) => tracing::error!(%run_id, error = %e, "timer could not fire"),
+        }
+    });
+}
+
+/// Fail the run with `WorkflowTimeout` at `due_ms` if it is still alive.
+pub(crate) fn arm_deadline(inner: &Arc<Inner>, run_id: RunId, due_ms: u64) {
+    let task_inner = inner.clone();
+    inner.tasks.spawn(async move {
+        let inner = task_inner;
+        let wait = Duration::from_millis(due_ms.saturating_sub(now_ms()));
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match inner.storage.expire(run_id, now_ms().max(due_ms)).await {
+            Ok(effects) => apply_effects(&inner, effects),
+            Err(e) => tracing::error!(%run_id, error = %e, "workflow timeout could not fire"),
         }
     });
 }
@@ -271,18 +376,23 @@ pub(crate) struct Plan {
     pub next: NextState,
     pub writes: std::collections::BTreeMap<String, Option<crate::model::Json>>,
     pub history: Vec<HistoryEvent>,
+    pub children: Vec<NewRun>,
+    pub to_parent: Vec<Delivery>,
 }
 
 /// Decide the run's next state from an activation's outcome (SPEC 3):
 ///
 /// - an error (trap, limit, handler `Err`) fails the run and discards the
-///   activation's store writes;
+///   activation's store writes, children and events;
 /// - `step(name)` runs that step next, if the type has it (else `UnknownStep`);
 /// - `wait` parks the run, with a durable timer when it has a timeout (which
 ///   needs an existing `on_timeout` step);
-/// - `complete` and `fail` end the run; their store writes are kept.
+/// - `complete` and `fail` end the run; their store writes, children and
+///   events are kept.
 pub(crate) fn plan(
     spec: &WorkflowTypeSpec,
+    run_id: RunId,
+    identity: &RunIdentity,
     pending: &Pending,
     seq: u64,
     outcome: ActivationOutcome,
@@ -293,53 +403,108 @@ pub(crate) fn plan(
     let checked = outcome
         .result
         .and_then(|directive| next_state(spec, &directive, now_ms).map(|next| (directive, next)));
-    match checked {
-        Ok((directive, next)) => {
-            let mut history = vec![HistoryEvent::ActivationCompleted {
-                sequence: seq,
-                kind: pending.kind,
-                handler: pending.handler.clone(),
-                started_ms,
-                duration_us,
-                directive: serde_json::to_value(&directive).unwrap_or_default(),
-                keys_changed: outcome.writes.keys().cloned().collect(),
-            }];
-            match &next {
-                NextState::Waiting(Some(timer)) => history.push(HistoryEvent::TimerSet {
-                    due_ms: timer.due_ms,
-                    on_timeout: Some(timer.on_timeout.clone()),
-                }),
-                NextState::Completed(result) => history.push(HistoryEvent::RunCompleted {
-                    result: json_value(result),
-                }),
-                NextState::Failed(error) => history.push(HistoryEvent::RunFailed {
-                    error: error.clone(),
-                }),
-                NextState::Running(_) | NextState::Waiting(None) => {}
-            }
-            Plan {
-                next,
-                writes: outcome.writes,
-                history,
-            }
-        }
-        Err(error) => Plan {
-            history: vec![
-                HistoryEvent::ActivationFailed {
+    let (directive, next) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            return Plan {
+                history: vec![HistoryEvent::ActivationFailed {
                     sequence: seq,
                     kind: pending.kind,
                     handler: pending.handler.clone(),
                     started_ms,
                     duration_us,
                     error: error.clone(),
+                }],
+                next: NextState::Failed(error),
+                writes: Default::default(),
+                children: Vec::new(),
+                to_parent: Vec::new(),
+            };
+        }
+    };
+    let mut history = vec![HistoryEvent::ActivationCompleted {
+        sequence: seq,
+        kind: pending.kind,
+        handler: pending.handler.clone(),
+        started_ms,
+        duration_us,
+        directive: serde_json::to_value(&directive).unwrap_or_default(),
+        keys_changed: outcome.writes.keys().cloned().collect(),
+    }];
+    let children: Vec<NewRun> = outcome
+        .children
+        .into_iter()
+        .map(|child| {
+            history.push(HistoryEvent::ChildStarted {
+                workflow_type: child.workflow_type.clone(),
+                workflow_id: child.workflow_id.clone(),
+                run_id: child.run_id,
+            });
+            NewRun {
+                run_id: child.run_id,
+                workflow_id: child.workflow_id,
+                workflow_type: child.workflow_type,
+                version: child.version,
+                parent: Some(ParentLink {
+                    run_id,
+                    on_completed: child.on_completed,
+                    close_policy: child.close_policy,
+                }),
+                pending: Pending {
+                    kind: HandlerKind::Start,
+                    handler: child.start_handler,
+                    input: child.input.clone(),
                 },
-                HistoryEvent::RunFailed {
-                    error: error.clone(),
-                },
-            ],
-            next: NextState::Failed(error),
-            writes: Default::default(),
-        },
+                input: child.input,
+                deadline_ms: child.timeout.map(|t| {
+                    now_ms.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+                }),
+                at_ms: now_ms,
+            }
+        })
+        .collect();
+    let parent_run_id = identity
+        .parent
+        .as_ref()
+        .and_then(|p| p.run_id.parse::<RunId>().ok());
+    let to_parent: Vec<Delivery> = match parent_run_id {
+        Some(parent) => outcome
+            .sent
+            .into_iter()
+            .map(|event| {
+                history.push(HistoryEvent::EventSentToParent {
+                    name: event.name.clone(),
+                    payload: json_value(&event.payload),
+                    parent_run_id: parent,
+                });
+                Delivery {
+                    run_id: parent,
+                    name: event.name,
+                    payload: event.payload,
+                    kind: InboxKind::Event,
+                    source: identity.run_id.clone(),
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    match &next {
+        NextState::Waiting(Some(timer)) => history.push(HistoryEvent::TimerSet {
+            due_ms: timer.due_ms,
+            on_timeout: Some(timer.on_timeout.clone()),
+        }),
+        NextState::Completed(_) | NextState::Failed(_) => {
+            // `run_completed`/`run_failed` are recorded by storage when the
+            // run ends (a pending cancel may end it differently).
+        }
+        NextState::Running(_) | NextState::Waiting(None) => {}
+    }
+    Plan {
+        next,
+        writes: outcome.writes,
+        history,
+        children,
+        to_parent,
     }
 }
 
@@ -404,7 +569,7 @@ fn next_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{HandlerSpec, parse_json};
+    use crate::model::{ChildStart, ClosePolicy, HandlerSpec, SentEvent, parse_json};
 
     fn spec() -> WorkflowTypeSpec {
         let h = |kind, name: &str| HandlerSpec {
@@ -422,6 +587,21 @@ mod tests {
         }
     }
 
+    fn identity(parent: Option<RunId>) -> RunIdentity {
+        RunIdentity {
+            workflow_type: "Greeter".into(),
+            workflow_id: "g".into(),
+            run_id: RunId::new().to_string(),
+            version: "v1".into(),
+            parent: parent.map(|p| ParentIdentity {
+                workflow_type: "Parent".into(),
+                workflow_id: "p".into(),
+                run_id: p.to_string(),
+                version: "v0".into(),
+            }),
+        }
+    }
+
     fn start() -> Pending {
         Pending {
             kind: HandlerKind::Start,
@@ -431,14 +611,25 @@ mod tests {
     }
 
     fn outcome(result: Result<Directive, WorkflowError>) -> ActivationOutcome {
-        let mut writes = std::collections::BTreeMap::new();
-        writes.insert("name".to_owned(), Some(parse_json("\"Ada\"", "v").unwrap()));
-        ActivationOutcome {
-            result,
-            writes,
-            logs: vec![],
-            duration: Duration::from_micros(7),
-        }
+        let mut outcome = ActivationOutcome::failed(WorkflowError::new(ErrorKind::Trap, "unused"));
+        outcome.result = result;
+        outcome
+            .writes
+            .insert("name".to_owned(), Some(parse_json("\"Ada\"", "v").unwrap()));
+        outcome.duration = Duration::from_micros(7);
+        outcome
+    }
+
+    fn run(outcome: ActivationOutcome, seq: u64, now_ms: u64) -> Plan {
+        plan(
+            &spec(),
+            RunId::new(),
+            &identity(None),
+            &start(),
+            seq,
+            outcome,
+            now_ms,
+        )
     }
 
     fn kinds(plan: &Plan) -> Vec<&'static str> {
@@ -447,13 +638,7 @@ mod tests {
 
     #[test]
     fn a_step_directive_schedules_the_step_and_keeps_writes() {
-        let plan = plan(
-            &spec(),
-            &start(),
-            0,
-            outcome(Ok(Directive::Step("greet".into()))),
-            0,
-        );
+        let plan = run(outcome(Ok(Directive::Step("greet".into()))), 0, 0);
         assert!(matches!(&plan.next, NextState::Running(p) if p.handler == "greet"));
         assert_eq!(plan.writes.len(), 1);
         assert_eq!(kinds(&plan), ["activation_completed"]);
@@ -461,13 +646,7 @@ mod tests {
 
     #[test]
     fn an_unknown_step_fails_the_run_and_discards_writes() {
-        let plan = plan(
-            &spec(),
-            &start(),
-            3,
-            outcome(Ok(Directive::Step("gret".into()))),
-            0,
-        );
+        let plan = run(outcome(Ok(Directive::Step("gret".into()))), 3, 0);
         match &plan.next {
             NextState::Failed(e) => {
                 assert_eq!(e.kind, ErrorKind::UnknownStep);
@@ -476,15 +655,80 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(plan.writes.is_empty());
-        assert_eq!(kinds(&plan), ["activation_failed", "run_failed"]);
+        assert_eq!(kinds(&plan), ["activation_failed"]);
     }
 
     #[test]
-    fn an_error_fails_the_run_with_it() {
+    fn an_error_fails_the_run_and_drops_children_and_events() {
         let error = WorkflowError::new(ErrorKind::Trap, "boom");
-        let plan = plan(&spec(), &start(), 0, outcome(Err(error.clone())), 0);
+        let mut failed = outcome(Err(error.clone()));
+        failed.children.push(child());
+        failed.sent.push(sent());
+        let parent = RunId::new();
+        let plan = plan(
+            &spec(),
+            RunId::new(),
+            &identity(Some(parent)),
+            &start(),
+            0,
+            failed,
+            0,
+        );
         assert!(matches!(&plan.next, NextState::Failed(e) if *e == error));
-        assert!(plan.writes.is_empty());
+        assert!(plan.writes.is_empty() && plan.children.is_empty() && plan.to_parent.is_empty());
+    }
+
+    fn child() -> ChildStart {
+        ChildStart {
+            run_id: RunId::new(),
+            workflow_id: "payment-1".into(),
+            workflow_type: "Payment".into(),
+            version: "v2".into(),
+            input: parse_json(r#"{"amount": 3}"#, "i").unwrap(),
+            start_handler: "payment_start".into(),
+            timeout: Some(Duration::from_secs(5)),
+            on_completed: Some("greet".into()),
+            close_policy: ClosePolicy::Cancel,
+        }
+    }
+
+    fn sent() -> SentEvent {
+        SentEvent {
+            name: "payment_completed".into(),
+            payload: parse_json(r#"{"txn_id": "t"}"#, "p").unwrap(),
+        }
+    }
+
+    #[test]
+    fn children_and_parent_events_go_with_the_commit() {
+        let mut ok = outcome(Ok(Directive::Wait {
+            timeout: None,
+            on_timeout: None,
+        }));
+        ok.children.push(child());
+        ok.sent.push(sent());
+        let (me, parent) = (RunId::new(), RunId::new());
+        let plan = plan(&spec(), me, &identity(Some(parent)), &start(), 4, ok, 1_000);
+        assert_eq!(
+            kinds(&plan),
+            [
+                "activation_completed",
+                "child_started",
+                "event_sent_to_parent"
+            ]
+        );
+        let child = &plan.children[0];
+        assert_eq!(child.workflow_id, "payment-1");
+        assert_eq!(child.deadline_ms, Some(6_000));
+        assert_eq!(child.pending.handler, "payment_start");
+        let link = child.parent.as_ref().unwrap();
+        assert_eq!(
+            (link.run_id, link.on_completed.as_deref(), link.close_policy),
+            (me, Some("greet"), ClosePolicy::Cancel)
+        );
+        assert_eq!(plan.to_parent[0].run_id, parent);
+        assert_eq!(plan.to_parent[0].kind, InboxKind::Event);
+        assert!(matches!(plan.next, NextState::Waiting(None)));
     }
 
     #[test]
@@ -493,7 +737,7 @@ mod tests {
             timeout: Some(Duration::from_millis(250)),
             on_timeout: Some("greet".into()),
         };
-        let plan = plan(&spec(), &start(), 0, outcome(Ok(wait)), 1_000);
+        let plan = run(outcome(Ok(wait)), 0, 1_000);
         assert!(matches!(
             &plan.next,
             NextState::Waiting(Some(Timer { due_ms: 1_250, on_timeout })) if on_timeout == "greet"
@@ -503,25 +747,19 @@ mod tests {
             timeout: Some(Duration::from_millis(250)),
             on_timeout: None,
         };
-        let plan = super::plan(&spec(), &start(), 0, outcome(Ok(bad)), 0);
+        let plan = run(outcome(Ok(bad)), 0, 0);
         assert!(matches!(&plan.next, NextState::Failed(e) if e.kind == ErrorKind::UnknownStep));
     }
 
     #[test]
     fn complete_and_fail_end_the_run() {
         let result = parse_json("\"Hello, Ada\"", "r").unwrap();
-        let plan = plan(
-            &spec(),
-            &start(),
-            1,
-            outcome(Ok(Directive::Complete(result))),
-            0,
-        );
+        let plan = run(outcome(Ok(Directive::Complete(result))), 1, 0);
         assert!(matches!(&plan.next, NextState::Completed(r) if r.get() == "\"Hello, Ada\""));
         assert_eq!(plan.writes.len(), 1);
-        assert_eq!(kinds(&plan), ["activation_completed", "run_completed"]);
+        assert_eq!(kinds(&plan), ["activation_completed"]);
         let error = WorkflowError::new(ErrorKind::Application, "declined");
-        let plan = super::plan(&spec(), &start(), 1, outcome(Ok(Directive::Fail(error))), 0);
+        let plan = run(outcome(Ok(Directive::Fail(error))), 1, 0);
         assert!(matches!(&plan.next, NextState::Failed(e) if e.message == "declined"));
         assert_eq!(plan.writes.len(), 1);
     }

@@ -89,3 +89,36 @@ pub fn result(record: &RunRecord) -> serde_json::Value {
         .unwrap_or_else(|| panic!("run has no result: {:?} {:?}", record.status, record.error));
     serde_json::from_str(json.get()).expect("a JSON result")
 }
+
+/// Poll the run until `ready` holds, failing the test after `limit`.
+pub async fn until(
+    host: &Host,
+    run_id: RunId,
+    limit: Duration,
+    ready: impl Fn(&RunRecord) -> bool,
+) -> RunRecord {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let record = host.run(run_id).await.expect("read the run");
+        if ready(&record) {
+            return record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {run_id} not ready within {limit:?}: {:?} {:?}",
+            record.status,
+            record.error
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The `type` of every history entry of the run, in order.
+pub async fn history_kinds(host: &Host, run_id: RunId) -> Vec<&'static str> {
+    host.history(run_id)
+        .await
+        .expect("read the history")
+        .iter()
+        .map(|h| h.event.kind())
+        .collect()
+}

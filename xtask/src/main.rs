@@ -1,8 +1,9 @@
 //! `cargo xtask <command>`: the project's build chores.
 //!
 //! - `guests`: build the example and test guest components (`wasm32-wasip2`).
-//! - `demo`:   build the examples and the host, then run the demo workflow on
-//!   a fresh embedded SQLite database and print its result.
+//! - `demo`:   build the examples and the host, then run the seed's
+//!   Order/Payment example on a fresh embedded SQLite database and print the
+//!   Order's result and its Payment child's.
 //! - `test`:   build the guests, then `cargo fmt --check`, `cargo clippy`
 //!   (warnings are errors) and every test of the workspace.
 //! - `bench`:  build the guests and run the benchmark (release build).
@@ -69,8 +70,9 @@ fn demo() -> Result<()> {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
     let wasmflow = root.join("target").join("release").join("wasmflow");
+    let input = r#"{"order_id":"abc","amount":42.5}"#;
     println!(
-        "$ wasmflow run --plugins {} --db {} Greeter --input '{{\"name\":\"Ada\"}}'",
+        "$ wasmflow run --plugins {} --db {} Order --id order-abc --input '{input}' --event start_payment",
         guests.examples.display(),
         db.display()
     );
@@ -80,13 +82,23 @@ fn demo() -> Result<()> {
         .arg(&guests.examples)
         .arg("--db")
         .arg(&db)
-        .args(["Greeter", "--input", r#"{"name":"Ada"}"#])
+        .args(["Order", "--id", "order-abc", "--input", input])
+        .args(["--event", "start_payment"])
         .output()
         .with_context(|| format!("cannot run {}", wasmflow.display()))?;
-    eprint!("{}", String::from_utf8_lossy(&output.stderr));
-    print!("{}", String::from_utf8_lossy(&output.stdout));
+    let result = String::from_utf8_lossy(&output.stdout);
+    let children = String::from_utf8_lossy(&output.stderr);
     if !output.status.success() {
+        eprint!("{children}");
         bail!("the demo workflow failed ({})", output.status);
+    }
+    println!("Order order-abc completed: {}", result.trim());
+    // `run` reports each child on stderr: "child <type> <id> (run <id>) <status>: <result>".
+    for line in children.lines() {
+        match line.strip_prefix("child ") {
+            Some(child) => println!("{child}"),
+            None => eprintln!("{line}"),
+        }
     }
     Ok(())
 }

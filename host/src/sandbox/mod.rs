@@ -30,12 +30,16 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::error::{ErrorKind, WorkflowError};
 use crate::model::{
-    Directive, HandlerKind, HandlerSpec, Json, ParamSpec, WorkflowTypeSpec, parse_json,
+    ChildStart, Directive, HandlerKind, HandlerSpec, Json, ParamSpec, SentEvent, WorkflowTypeSpec,
+    parse_json,
 };
 use bindings::types as wit;
-use state::{ActivationLimits, ActivationState, Stop};
+use state::{ActivationInput, ActivationLimits, ActivationState, Stop};
 
-pub use state::{LogLevel, LogLine, ParentIdentity, RunIdentity, StoreMap};
+pub use state::{
+    BoxFuture, ChildRequest, ChildResolution, HostServices, LogLevel, LogLine, ParentIdentity,
+    RunIdentity, ServiceError, StoreMap,
+};
 
 /// Settings of the sandbox. Every field has a default; the host's builder
 /// sets them.
@@ -51,6 +55,10 @@ pub struct SandboxConfig {
     pub max_value_bytes: usize,
     /// Log bytes kept per activation (log calls, stdout, stderr).
     pub log_bytes: usize,
+    /// Children one activation may start.
+    pub max_children_per_activation: usize,
+    /// Events one activation may send to its parent.
+    pub max_events_per_activation: usize,
     /// Deadline of the `describe` call when a component is loaded.
     pub describe_timeout: Duration,
 }
@@ -63,6 +71,8 @@ impl Default for SandboxConfig {
             max_wasm_stack: 512 << 10,
             max_value_bytes: 1 << 20,
             log_bytes: 64 << 10,
+            max_children_per_activation: 10_000,
+            max_events_per_activation: 10_000,
             describe_timeout: Duration::from_secs(5),
         }
     }
@@ -101,6 +111,10 @@ impl ComponentVersion {
 /// One handler invocation to run.
 pub struct ActivationRequest {
     pub run: Arc<RunIdentity>,
+    /// The run's workflow type, as its component describes it.
+    pub spec: Arc<WorkflowTypeSpec>,
+    /// Lookups beyond the run (child starts, events to the parent).
+    pub services: Arc<dyn HostServices>,
     pub kind: HandlerKind,
     pub handler: String,
     pub input: Json,
@@ -116,8 +130,30 @@ pub struct ActivationOutcome {
     pub result: Result<Directive, WorkflowError>,
     /// Store writes (`None`: delete), in key order.
     pub writes: BTreeMap<String, Option<Json>>,
+    /// Children to create with the commit.
+    pub children: Vec<ChildStart>,
+    /// Events for the parent, delivered with the commit.
+    pub sent: Vec<SentEvent>,
     pub logs: Vec<LogLine>,
     pub duration: Duration,
+    /// The host could not serve the activation (not the guest's fault):
+    /// nothing of it may be committed; it runs again.
+    pub host_fault: Option<String>,
+}
+
+impl ActivationOutcome {
+    /// An outcome that is only an error (the handler did not run).
+    pub fn failed(error: WorkflowError) -> Self {
+        ActivationOutcome {
+            result: Err(error),
+            writes: BTreeMap::new(),
+            children: Vec::new(),
+            sent: Vec::new(),
+            logs: Vec::new(),
+            duration: Duration::ZERO,
+            host_fault: None,
+        }
+    }
 }
 
 /// The wasmtime engine, the linker, the instance pool and the epoch clock.
@@ -220,10 +256,14 @@ impl Sandbox {
             .map_err(|_| LoadError("the sandbox is shutting down".into()))?;
         let mut store = self.new_store(
             Instant::now() + self.config.describe_timeout,
-            run,
-            "describe".into(),
-            0,
-            Arc::default(),
+            ActivationInput {
+                run,
+                spec: None,
+                services: None,
+                handler: "describe".into(),
+                sequence: 0,
+                committed: Arc::default(),
+            },
         );
         let result = async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -261,20 +301,15 @@ impl Sandbox {
         Ok(types)
     }
 
-    fn new_store(
-        &self,
-        deadline: Instant,
-        run: Arc<RunIdentity>,
-        handler: String,
-        sequence: u64,
-        committed: Arc<StoreMap>,
-    ) -> Store<ActivationState> {
+    fn new_store(&self, deadline: Instant, input: ActivationInput) -> Store<ActivationState> {
         let limits = ActivationLimits {
             memory_bytes: self.config.memory_bytes,
             max_value_bytes: self.config.max_value_bytes,
             log_bytes: self.config.log_bytes,
+            max_children: self.config.max_children_per_activation,
+            max_events_sent: self.config.max_events_per_activation,
         };
-        let state = ActivationState::new(limits, deadline, run, handler, sequence, committed);
+        let state = ActivationState::new(limits, deadline, input);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
         // Check the deadline at every tick and yield to other tasks in
@@ -303,24 +338,23 @@ impl Sandbox {
         let _permit = match self.slots.acquire().await {
             Ok(permit) => permit,
             Err(_) => {
-                return ActivationOutcome {
-                    result: Err(WorkflowError::new(
-                        ErrorKind::Trap,
-                        "the sandbox is shutting down",
-                    )),
-                    writes: BTreeMap::new(),
-                    logs: Vec::new(),
-                    duration: Duration::ZERO,
-                };
+                return ActivationOutcome::failed(WorkflowError::new(
+                    ErrorKind::Trap,
+                    "the sandbox is shutting down",
+                ));
             }
         };
         let started = Instant::now();
         let mut store = self.new_store(
             started + request.timeout,
-            request.run,
-            request.handler.clone(),
-            request.sequence,
-            request.store,
+            ActivationInput {
+                run: request.run,
+                spec: Some(request.spec),
+                services: Some(request.services),
+                handler: request.handler.clone(),
+                sequence: request.sequence,
+                committed: request.store,
+            },
         );
         let activation = wit::Activation {
             workflow_type: store.data().run_identity().workflow_type.clone(),
@@ -362,8 +396,11 @@ impl Sandbox {
         ActivationOutcome {
             result,
             writes: state.writes,
+            children: state.children,
+            sent: state.sent,
             logs,
             duration,
+            host_fault: state.host_fault,
         }
     }
 }
@@ -381,6 +418,9 @@ fn classify_trap(error: &wasmtime::Error, state: &ActivationState) -> WorkflowEr
             ),
             Stop::Memory { .. } => WorkflowError::new(ErrorKind::MemoryLimit, stop.to_string()),
             Stop::Violation(e) => e.clone(),
+            Stop::HostFault(fault) => {
+                WorkflowError::new(ErrorKind::Trap, format!("host fault: {fault}"))
+            }
         };
     }
     if state.memory_exceeded {
@@ -463,6 +503,28 @@ fn error_from_wit(e: wit::Error) -> WorkflowError {
         kind,
         message: e.message,
         details,
+    }
+}
+
+fn wit_kind_of(kind: ErrorKind) -> wit::ErrorKind {
+    match kind {
+        ErrorKind::KeyNotFound => wit::ErrorKind::KeyNotFound,
+        ErrorKind::InvalidPayload => wit::ErrorKind::InvalidPayload,
+        ErrorKind::UnknownStep => wit::ErrorKind::UnknownStep,
+        ErrorKind::UnknownEvent => wit::ErrorKind::UnknownEvent,
+        ErrorKind::UnknownWorkflowType => wit::ErrorKind::UnknownWorkflowType,
+        ErrorKind::NoParent => wit::ErrorKind::NoParent,
+        ErrorKind::WorkflowAlreadyRunning => wit::ErrorKind::WorkflowAlreadyRunning,
+        ErrorKind::WorkflowTimeout => wit::ErrorKind::WorkflowTimeout,
+        ErrorKind::StepTimeout => wit::ErrorKind::StepTimeout,
+        ErrorKind::MemoryLimit => wit::ErrorKind::MemoryLimit,
+        ErrorKind::StackOverflow => wit::ErrorKind::StackOverflow,
+        ErrorKind::Trap => wit::ErrorKind::Trap,
+        ErrorKind::QuotaExceeded => wit::ErrorKind::QuotaExceeded,
+        ErrorKind::NotSupported => wit::ErrorKind::NotSupported,
+        ErrorKind::Cancelled => wit::ErrorKind::Cancelled,
+        ErrorKind::Terminated => wit::ErrorKind::Terminated,
+        ErrorKind::Application => wit::ErrorKind::Application,
     }
 }
 

@@ -6,8 +6,10 @@
 //! returns; nothing is visible before the activation commits.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result as WasmResult};
@@ -16,8 +18,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host;
 use super::bindings::types::{self as wit, ErrorKind as WitKind};
-use crate::error::WorkflowError;
-use crate::model::Json;
+use crate::error::{ErrorKind, WorkflowError};
+use crate::model::{
+    ChildStart, ClosePolicy, HandlerKind, Json, RunId, SentEvent, WorkflowTypeSpec,
+};
 
 /// A run's committed store: key → JSON value.
 pub type StoreMap = HashMap<String, Json>;
@@ -37,6 +41,70 @@ pub struct ParentIdentity {
     pub workflow_type: String,
     pub workflow_id: String,
     pub run_id: String,
+    /// The component version the parent is pinned to.
+    pub version: String,
+}
+
+/// A boxed future, for the object-safe [`HostServices`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A child start as the guest asked for it.
+#[derive(Debug, Clone)]
+pub struct ChildRequest {
+    pub workflow_type: String,
+    pub workflow_id: String,
+    pub input: serde_json::Value,
+}
+
+/// How a child start resolves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildResolution {
+    /// Create a new run of this version, starting with this handler.
+    New {
+        version: String,
+        start_handler: String,
+    },
+    /// The parent's own child with this workflow id is still active: the same
+    /// handle again.
+    Existing { run_id: RunId },
+}
+
+/// Why a [`HostServices`] call failed.
+#[derive(Debug, Clone)]
+pub enum ServiceError {
+    /// The guest asked for something it may not have: an error it can catch.
+    Guest(WorkflowError),
+    /// The host could not answer (storage failed): the activation is
+    /// abandoned and executed again later.
+    Host(String),
+}
+
+impl From<WorkflowError> for ServiceError {
+    fn from(e: WorkflowError) -> Self {
+        ServiceError::Guest(e)
+    }
+}
+
+/// What an activation needs from the rest of the host: lookups beyond the
+/// run itself. The scheduler provides it; the sandbox does not know where
+/// the answers come from.
+pub trait HostServices: Send + Sync + 'static {
+    /// Check a child start of run `parent_run_id`: the type exists, the input
+    /// fits its start handler, and the workflow id is free (or held by this
+    /// parent's own active child). Errors are for the guest to catch.
+    fn resolve_child<'a>(
+        &'a self,
+        parent_run_id: &'a str,
+        request: &'a ChildRequest,
+    ) -> BoxFuture<'a, Result<ChildResolution, ServiceError>>;
+
+    /// Check that `parent`'s pinned version handles `event` with `payload`.
+    fn check_parent_event<'a>(
+        &'a self,
+        parent: &'a ParentIdentity,
+        event: &'a str,
+        payload: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), ServiceError>>;
 }
 
 /// A line the guest logged (through `log`, or on stdout/stderr).
@@ -55,12 +123,25 @@ pub enum LogLevel {
     Error,
 }
 
+/// What an activation's state starts from. `spec` and `services` are absent
+/// for `describe`, which may not call out.
+pub struct ActivationInput {
+    pub run: Arc<RunIdentity>,
+    pub spec: Option<Arc<WorkflowTypeSpec>>,
+    pub services: Option<Arc<dyn HostServices>>,
+    pub handler: String,
+    pub sequence: u64,
+    pub committed: Arc<StoreMap>,
+}
+
 /// Per-activation limits enforced by the host functions and the limiter.
 #[derive(Debug, Clone, Copy)]
 pub struct ActivationLimits {
     pub memory_bytes: usize,
     pub max_value_bytes: usize,
     pub log_bytes: usize,
+    pub max_children: usize,
+    pub max_events_sent: usize,
 }
 
 /// Why the host stopped the guest; attached to the wasmtime error so the
@@ -73,6 +154,8 @@ pub enum Stop {
     Memory { desired: usize, cap: usize },
     #[error("{0}")]
     Violation(WorkflowError),
+    #[error("host fault: {0}")]
+    HostFault(String),
 }
 
 pub struct ActivationState {
@@ -83,10 +166,14 @@ pub struct ActivationState {
     pub(super) limits: ActivationLimits,
     pub(super) deadline: Instant,
     run: Arc<RunIdentity>,
+    spec: Option<Arc<WorkflowTypeSpec>>,
+    services: Option<Arc<dyn HostServices>>,
     handler: String,
     sequence: u64,
     committed: Arc<StoreMap>,
     pub(super) writes: BTreeMap<String, Option<Json>>,
+    pub(super) children: Vec<ChildStart>,
+    pub(super) sent: Vec<SentEvent>,
     pub(super) logs: Vec<LogLine>,
     log_bytes: usize,
     pub(super) panic: Option<String>,
@@ -95,17 +182,22 @@ pub struct ActivationState {
     pub(super) violation: Option<WorkflowError>,
     /// Set by the limiter when a memory grow was refused.
     pub(super) memory_exceeded: bool,
+    /// Set when the host failed to answer an import; the activation is
+    /// discarded and retried.
+    pub(super) host_fault: Option<String>,
 }
 
 impl ActivationState {
-    pub fn new(
-        limits: ActivationLimits,
-        deadline: Instant,
-        run: Arc<RunIdentity>,
-        handler: String,
-        sequence: u64,
-        committed: Arc<StoreMap>,
-    ) -> Self {
+    /// The state of one activation.
+    pub fn new(limits: ActivationLimits, deadline: Instant, input: ActivationInput) -> Self {
+        let ActivationInput {
+            run,
+            spec,
+            services,
+            handler,
+            sequence,
+            committed,
+        } = input;
         let stdout = MemoryOutputPipe::new(limits.log_bytes);
         let stderr = MemoryOutputPipe::new(limits.log_bytes);
         // Nothing is granted: no preopened directories, no environment, no
@@ -125,15 +217,20 @@ impl ActivationState {
             limits,
             deadline,
             run,
+            spec,
+            services,
             handler,
             sequence,
             committed,
             writes: BTreeMap::new(),
+            children: Vec::new(),
+            sent: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,
             panic: None,
             violation: None,
             memory_exceeded: false,
+            host_fault: None,
         }
     }
 
@@ -201,6 +298,146 @@ impl ResourceLimiter for ActivationState {
     }
 }
 
+impl ActivationState {
+    /// A guest error goes back to the guest; a host fault stops the
+    /// activation.
+    fn service_result<T>(
+        &mut self,
+        result: Result<T, ServiceError>,
+    ) -> WasmResult<Result<T, wit::Error>> {
+        match result {
+            Ok(value) => Ok(Ok(value)),
+            Err(ServiceError::Guest(e)) => Ok(Err(to_wit(e))),
+            Err(ServiceError::Host(fault)) => {
+                self.host_fault = Some(fault.clone());
+                Err(wasmtime::Error::new(Stop::HostFault(fault)))
+            }
+        }
+    }
+
+    fn services(&self) -> Result<&Arc<dyn HostServices>, WorkflowError> {
+        self.services.as_ref().ok_or_else(|| {
+            WorkflowError::new(
+                ErrorKind::NotSupported,
+                "`describe` cannot start children or send events",
+            )
+        })
+    }
+
+    async fn start_child_checked(
+        &mut self,
+        child: wit::ChildStart,
+    ) -> Result<wit::ChildHandle, ServiceError> {
+        let what = format!("the input of child `{}`", child.workflow_id);
+        let input_json = crate::model::parse_json(&child.input, &what)?;
+        let input: serde_json::Value = serde_json::from_str(input_json.get())
+            .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
+        if !input.is_object() {
+            return Err(ServiceError::Guest(WorkflowError::new(
+                ErrorKind::InvalidPayload,
+                format!(
+                    "{what} must be a JSON object, found {}",
+                    wasmflow_payload::json_type(&input)
+                ),
+            )));
+        }
+        if let Some(step) = &child.on_completed {
+            let known = self
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.handler(HandlerKind::Step, step).is_some());
+            if !known {
+                return Err(ServiceError::Guest(WorkflowError::new(
+                    ErrorKind::UnknownStep,
+                    format!(
+                        "on_completed names step `{step}`, which workflow type `{}` does not have",
+                        self.run.workflow_type
+                    ),
+                )));
+            }
+        }
+        let handle = |run_id: &RunId| wit::ChildHandle {
+            workflow_id: child.workflow_id.clone(),
+            run_id: run_id.to_string(),
+        };
+        // Starting the same workflow id twice in one activation is one child.
+        if let Some(existing) = self
+            .children
+            .iter()
+            .find(|c| c.workflow_id == child.workflow_id)
+        {
+            return Ok(handle(&existing.run_id));
+        }
+        let request = ChildRequest {
+            workflow_type: child.workflow_type.clone(),
+            workflow_id: child.workflow_id.clone(),
+            input,
+        };
+        let services = self.services()?.clone();
+        match services.resolve_child(&self.run.run_id, &request).await? {
+            ChildResolution::Existing { run_id } => Ok(handle(&run_id)),
+            ChildResolution::New {
+                version,
+                start_handler,
+            } => {
+                let run_id = RunId::new();
+                let handle = handle(&run_id);
+                self.children.push(ChildStart {
+                    run_id,
+                    workflow_id: child.workflow_id,
+                    workflow_type: child.workflow_type,
+                    version,
+                    input: input_json,
+                    start_handler,
+                    timeout: child.timeout_ms.map(Duration::from_millis),
+                    on_completed: child.on_completed,
+                    close_policy: match child.close_policy {
+                        wit::ClosePolicy::Abandon => ClosePolicy::Abandon,
+                        wit::ClosePolicy::Cancel => ClosePolicy::Cancel,
+                        wit::ClosePolicy::Terminate => ClosePolicy::Terminate,
+                    },
+                });
+                Ok(handle)
+            }
+        }
+    }
+
+    async fn send_to_parent_checked(
+        &mut self,
+        event: String,
+        payload: String,
+    ) -> Result<(), ServiceError> {
+        let Some(parent) = self.run.parent.clone() else {
+            return Err(ServiceError::Guest(WorkflowError::new(
+                ErrorKind::NoParent,
+                format!(
+                    "run `{}` has no parent to send event `{event}` to",
+                    self.run.run_id
+                ),
+            )));
+        };
+        let what = format!("the payload of event `{event}`");
+        let payload_json = crate::model::parse_json(&payload, &what)?;
+        let value: serde_json::Value = serde_json::from_str(payload_json.get())
+            .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
+        let services = self.services()?.clone();
+        services.check_parent_event(&parent, &event, &value).await?;
+        self.sent.push(SentEvent {
+            name: event,
+            payload: payload_json,
+        });
+        Ok(())
+    }
+}
+
+fn to_wit(e: WorkflowError) -> wit::Error {
+    wit::Error {
+        kind: super::wit_kind_of(e.kind),
+        message: e.message,
+        details: e.details.map(|d| d.to_string()),
+    }
+}
+
 fn wit_error(kind: WitKind, message: String) -> wit::Error {
     wit::Error {
         kind,
@@ -243,37 +480,44 @@ impl host::Host for ActivationState {
         Ok(())
     }
 
-    fn start_child(
+    async fn start_child(
         &mut self,
         child: wit::ChildStart,
     ) -> WasmResult<Result<wit::ChildHandle, wit::Error>> {
-        Ok(Err(wit_error(
-            WitKind::NotSupported,
-            format!(
-                "starting child workflows is not supported yet (child `{}` of type `{}`)",
-                child.workflow_id, child.workflow_type
-            ),
-        )))
-    }
-
-    fn send_to_parent(
-        &mut self,
-        event: String,
-        _payload: String,
-    ) -> WasmResult<Result<(), wit::Error>> {
-        if self.run.parent.is_none() {
-            return Ok(Err(wit_error(
-                WitKind::NoParent,
-                format!(
-                    "run `{}` has no parent to send event `{event}` to",
-                    self.run.run_id
-                ),
+        if self.children.len() >= self.limits.max_children {
+            let max = self.limits.max_children as u64;
+            return Err(self.stop(WorkflowError::quota(
+                "max_children_per_activation",
+                max + 1,
+                max,
             )));
         }
-        Ok(Err(wit_error(
-            WitKind::NotSupported,
-            "sending events to a parent is not supported yet".to_owned(),
-        )))
+        let result = self.start_child_checked(child).await;
+        self.service_result(result)
+    }
+
+    async fn send_to_parent(
+        &mut self,
+        event: String,
+        payload: String,
+    ) -> WasmResult<Result<(), wit::Error>> {
+        if self.sent.len() >= self.limits.max_events_sent {
+            let max = self.limits.max_events_sent as u64;
+            return Err(self.stop(WorkflowError::quota(
+                "max_events_per_activation",
+                max + 1,
+                max,
+            )));
+        }
+        if payload.len() > self.limits.max_value_bytes {
+            return Err(self.stop(WorkflowError::quota(
+                "max_value_bytes",
+                payload.len() as u64,
+                self.limits.max_value_bytes as u64,
+            )));
+        }
+        let result = self.send_to_parent_checked(event, payload).await;
+        self.service_result(result)
     }
 
     fn now(&mut self) -> WasmResult<u64> {

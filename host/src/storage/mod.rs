@@ -1,20 +1,30 @@
 //! Storage: the only module that knows SQL.
 //!
-//! Runs, their stores, their histories and the component versions they are
-//! pinned to live in an embedded SQLite file (WAL, `synchronous=FULL`: an
-//! acknowledged write is on disk). Writes go through one writer thread that
-//! groups whatever is queued into one transaction, so concurrent activations
-//! share an fsync instead of queueing behind each other's (group commit).
-//! Reads use a small pool of separate connections and never wait for the
-//! writer.
+//! Runs, their stores, inboxes and histories, and the component versions
+//! they are pinned to live in an embedded SQLite file (WAL,
+//! `synchronous=FULL`: an acknowledged write is on disk). Writes go through
+//! one writer thread that groups whatever is queued into one transaction, so
+//! concurrent activations share an fsync instead of queueing behind each
+//! other's (group commit). Reads use a small pool of separate connections and
+//! never wait for the writer.
 //!
-//! Invariants kept here:
-//! - a [`StateCommit`] lands atomically or not at all, and only if the run's
-//!   sequence number is still the one the commit expects (a stale or
-//!   duplicate commit is answered [`CommitOutcome::Stale`] and changes
-//!   nothing);
-//! - at most one active (running or waiting) run per workflow id, enforced by
-//!   a unique index, so the check cannot race.
+//! The scheduler decides a run's own next state ([`NextState`]); the rules
+//! that cross runs must land in the same transaction, so they live here:
+//! - a run that parks while its inbox holds events gets the oldest one
+//!   dispatched at once, and an event that arrives for a parked run is
+//!   dispatched at once: both happen under the writer's single transaction
+//!   order, so no event is lost or handled twice (SPEC 6);
+//! - children are created with their parent's commit, events to a parent are
+//!   appended with the child's commit (SPEC 7);
+//! - a run that ends drops its inbox, tells its parent (completion notice)
+//!   and applies its children's close policies;
+//! - a cancel requested during an activation takes effect when that
+//!   activation commits.
+//!
+//! Invariants: a [`StateCommit`] lands atomically or not at all, and only if
+//! the run's sequence number is still the one it was computed from; at most
+//! one active (running or waiting) run per workflow id, enforced by a unique
+//! index.
 
 mod sqlite;
 
@@ -23,12 +33,12 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::error::WorkflowError;
-use crate::model::{HistoryEvent, Json, Pending, RunId, RunStatus};
+use crate::model::{ClosePolicy, HandlerKind, HistoryEvent, Json, Pending, RunId, RunStatus};
 
 pub use sqlite::Storage;
 
-/// Storage failures. A constraint the caller can act on is not an error here
-/// but part of the operation's result.
+/// Storage failures. Outcomes the caller acts on (a stale commit, a taken
+/// workflow id, a terminal run) are not errors here but results.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("database `{path}`: {source}")]
@@ -44,6 +54,15 @@ pub enum StorageError {
     Closed,
 }
 
+/// A child's link to its parent.
+#[derive(Debug, Clone)]
+pub struct ParentLink {
+    pub run_id: RunId,
+    /// The parent step told of the child's end.
+    pub on_completed: Option<String>,
+    pub close_policy: ClosePolicy,
+}
+
 /// A run to create.
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -51,10 +70,12 @@ pub struct NewRun {
     pub workflow_id: String,
     pub workflow_type: String,
     pub version: String,
-    pub parent_run_id: Option<RunId>,
+    pub parent: Option<ParentLink>,
     pub input: Json,
     /// The start activation.
     pub pending: Pending,
+    /// When the workflow timeout fails the run.
+    pub deadline_ms: Option<u64>,
     pub at_ms: u64,
 }
 
@@ -86,38 +107,105 @@ pub enum NextState {
     Failed(WorkflowError),
 }
 
-impl NextState {
-    pub fn status(&self) -> RunStatus {
+/// What goes into an inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxKind {
+    /// An event for an event handler.
+    Event,
+    /// A child's completion notice for a parent step.
+    Notice,
+}
+
+impl InboxKind {
+    /// The kind of activation it becomes when dispatched.
+    pub fn handler_kind(self) -> HandlerKind {
         match self {
-            NextState::Running(_) => RunStatus::Running,
-            NextState::Waiting(_) => RunStatus::Waiting,
-            NextState::Completed(_) => RunStatus::Completed,
-            NextState::Failed(_) => RunStatus::Failed,
+            InboxKind::Event => HandlerKind::Event,
+            InboxKind::Notice => HandlerKind::Step,
         }
     }
 }
 
-/// Everything one state change of a run writes, applied in one transaction:
-/// the new state, store writes and history.
+/// An event for a run's inbox.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub run_id: RunId,
+    pub name: String,
+    pub payload: Json,
+    pub kind: InboxKind,
+    /// `client`, or the sending child's run id.
+    pub source: String,
+}
+
+/// Everything one state change of a run writes, applied in one transaction.
 #[derive(Debug, Clone)]
 pub struct StateCommit {
     pub run_id: RunId,
     /// The run's sequence number this commit was computed from; the commit
-    /// applies only if it is still current, and increments it.
+    /// applies only if it is still current.
     pub expected_seq: u64,
     pub next: NextState,
     /// Store writes (`None`: delete).
     pub writes: BTreeMap<String, Option<Json>>,
     pub history: Vec<HistoryEvent>,
+    /// Children to create (their `parent` is this run).
+    pub children: Vec<NewRun>,
+    /// Events for this run's parent.
+    pub to_parent: Vec<Delivery>,
     pub at_ms: u64,
 }
 
+impl StateCommit {
+    pub fn new(run_id: RunId, expected_seq: u64, next: NextState, at_ms: u64) -> Self {
+        StateCommit {
+            run_id,
+            expected_seq,
+            next,
+            writes: BTreeMap::new(),
+            history: Vec::new(),
+            children: Vec::new(),
+            to_parent: Vec::new(),
+            at_ms,
+        }
+    }
+}
+
+/// Runs a write changed besides its own target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// Runs that became `running` (an inbox event was dispatched to them).
+    pub woken: Vec<RunId>,
+    /// Runs that reached a terminal state.
+    pub finished: Vec<RunId>,
+}
+
 /// What became of a commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum CommitOutcome {
-    Applied,
+    Applied {
+        /// The run's sequence number now.
+        seq: u64,
+        /// The run's next activation, when it is running: the planned one,
+        /// or the inbox event dispatched as it parked.
+        next: Option<Pending>,
+        effects: Effects,
+    },
     /// The run had moved on (or does not exist); nothing was written.
     Stale,
+    /// A child's workflow id was taken by another active run meanwhile;
+    /// nothing was written.
+    Conflict { workflow_id: String, run_id: RunId },
+}
+
+/// Why an event or a cancel could not be applied to a run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunGone {
+    #[error("no run with id `{0}`")]
+    NotFound(RunId),
+    #[error("run `{run_id}` is already {status}")]
+    Terminal { run_id: RunId, status: RunStatus },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// A run as stored.
@@ -129,12 +217,17 @@ pub struct RunRecord {
     pub version: String,
     pub status: RunStatus,
     pub parent_run_id: Option<RunId>,
+    pub on_completed: Option<String>,
+    pub close_policy: ClosePolicy,
     pub input: Json,
     pub result: Option<Json>,
     pub error: Option<WorkflowError>,
     pub seq: u64,
     pub pending: Option<Pending>,
     pub timer: Option<Timer>,
+    pub deadline_ms: Option<u64>,
+    /// A cancel waiting for the current activation to end.
+    pub cancel_requested: Option<String>,
     pub created_ms: u64,
     pub updated_ms: u64,
 }

@@ -1,16 +1,19 @@
 //! The SQLite backend: schema, the group-committing writer thread, and reads.
+//! The write operations themselves are in `transitions.rs`.
+
+mod transitions;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::{
-    CommitOutcome, CreateError, HistoryRecord, NewRun, NextState, RunRecord, StateCommit,
-    StorageError, Timer,
+    CommitOutcome, CreateError, Delivery, Effects, HistoryRecord, NewRun, RunGone, RunRecord,
+    StateCommit, StorageError, Timer,
 };
 use crate::model::{HistoryEvent, Json, RunId, RunStatus, parse_json};
 use crate::sandbox::StoreMap;
@@ -25,6 +28,8 @@ CREATE TABLE IF NOT EXISTS runs (
     version       TEXT NOT NULL,
     status        TEXT NOT NULL,
     parent_run_id TEXT,
+    on_completed  TEXT,
+    close_policy  TEXT NOT NULL,
     input         TEXT NOT NULL,
     result        TEXT,
     error         TEXT,
@@ -32,7 +37,8 @@ CREATE TABLE IF NOT EXISTS runs (
     pending       TEXT,
     timer_at      INTEGER,
     timer_step    TEXT,
-    history_len   INTEGER NOT NULL,
+    deadline_at   INTEGER,
+    cancel_reason TEXT,
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
@@ -40,12 +46,23 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_one_active_per_workflow_id
     ON runs (workflow_id) WHERE status IN ('running', 'waiting');
 CREATE INDEX IF NOT EXISTS runs_by_workflow_id ON runs (workflow_id, created_at);
 CREATE INDEX IF NOT EXISTS runs_live ON runs (status) WHERE status IN ('running', 'waiting');
+CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_run_id)
+    WHERE parent_run_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS store (
     run_id TEXT NOT NULL,
     key    TEXT NOT NULL,
     value  TEXT NOT NULL,
     PRIMARY KEY (run_id, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbox (
+    id      INTEGER PRIMARY KEY,
+    run_id  TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    notice  INTEGER NOT NULL,
+    at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_run ON inbox (run_id, id);
 CREATE TABLE IF NOT EXISTS history (
     id     INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -63,72 +80,48 @@ CREATE TABLE IF NOT EXISTS components (
 
 /// Most operations applied in one transaction.
 const MAX_BATCH: usize = 2048;
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 4;
+/// Read connections (and reads at once): readers never wait for the writer,
+/// and more than a few at once only adds connection churn and threads.
+const READERS: usize = 6;
 
-enum Op {
-    Create(NewRun, oneshot::Sender<Result<(), CreateError>>),
-    Commit(
-        StateCommit,
-        oneshot::Sender<Result<CommitOutcome, StorageError>>,
-    ),
-    SaveComponent {
-        version: String,
-        bytes: Arc<[u8]>,
-        at_ms: u64,
-        reply: oneshot::Sender<Result<(), StorageError>>,
-    },
+/// One write: applied inside the batch's transaction, answered after it
+/// commits.
+trait WriteOp: Send {
+    fn apply(&mut self, tx: &Transaction<'_>) -> Result<(), StorageError>;
+    fn answer(self: Box<Self>, committed: Result<(), StorageError>);
 }
 
-/// What applying an operation produced, sent once its transaction commits.
-enum Answer {
-    Created(Result<(), CreateError>),
-    Committed(CommitOutcome),
-    Saved,
+/// A write computed by `f`, whose result is sent to `reply` once committed.
+struct Call<T, F> {
+    f: F,
+    result: Option<T>,
+    reply: oneshot::Sender<Result<T, StorageError>>,
 }
 
-impl Op {
-    fn apply(&self, tx: &Transaction<'_>) -> Result<Answer, StorageError> {
-        match self {
-            Op::Create(run, _) => create(tx, run).map(Answer::Created),
-            Op::Commit(commit, _) => apply_commit(tx, commit).map(Answer::Committed),
-            Op::SaveComponent {
-                version,
-                bytes,
-                at_ms,
-                ..
-            } => {
-                tx.prepare_cached(
-                    "INSERT INTO components (version, bytes, added_at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (version) DO NOTHING",
-                )?
-                .execute(params![version, &bytes[..], *at_ms as i64])?;
-                Ok(Answer::Saved)
-            }
-        }
+impl<T, F> WriteOp for Call<T, F>
+where
+    T: Send,
+    F: FnMut(&Transaction<'_>) -> Result<T, StorageError> + Send,
+{
+    fn apply(&mut self, tx: &Transaction<'_>) -> Result<(), StorageError> {
+        self.result = Some((self.f)(tx)?);
+        Ok(())
     }
 
-    /// Tell the caller. A caller that stopped waiting does not need it.
-    fn answer(self, answer: Result<Answer, StorageError>) {
-        let mismatch = || StorageError::Corrupt("storage answered the wrong operation".into());
-        match (self, answer) {
-            (Op::Create(_, tx), Ok(Answer::Created(r))) => drop(tx.send(r)),
-            (Op::Create(_, tx), Ok(_)) => drop(tx.send(Err(mismatch().into()))),
-            (Op::Create(_, tx), Err(e)) => drop(tx.send(Err(e.into()))),
-            (Op::Commit(_, tx), Ok(Answer::Committed(r))) => drop(tx.send(Ok(r))),
-            (Op::Commit(_, tx), Ok(_)) => drop(tx.send(Err(mismatch()))),
-            (Op::Commit(_, tx), Err(e)) => drop(tx.send(Err(e))),
-            (Op::SaveComponent { reply, .. }, Ok(Answer::Saved)) => drop(reply.send(Ok(()))),
-            (Op::SaveComponent { reply, .. }, Ok(_)) => drop(reply.send(Err(mismatch()))),
-            (Op::SaveComponent { reply, .. }, Err(e)) => drop(reply.send(Err(e))),
-        }
+    fn answer(self: Box<Self>, committed: Result<(), StorageError>) {
+        let Call { result, reply, .. } = *self;
+        let answer = committed.and_then(|()| {
+            result.ok_or_else(|| StorageError::Corrupt("a write was not applied".into()))
+        });
+        // A caller that stopped waiting does not need the answer.
+        let _ = reply.send(answer);
     }
 }
 
 /// The embedded store. Cheap to share behind an `Arc`; dropping the last
 /// handle stops the writer after it has finished what was queued.
 pub struct Storage {
-    ops: Mutex<Option<mpsc::Sender<Op>>>,
+    ops: Mutex<Option<mpsc::Sender<Box<dyn WriteOp>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<Readers>,
 }
@@ -162,30 +155,77 @@ impl Storage {
             readers: Arc::new(Readers {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
+                permits: tokio::sync::Semaphore::new(READERS),
             }),
         })
     }
 
-    fn send(&self, op: Op) -> Result<(), StorageError> {
-        let ops = self.ops.lock().map_err(|_| StorageError::Closed)?;
-        ops.as_ref()
-            .ok_or(StorageError::Closed)?
-            .send(op)
-            .map_err(|_| StorageError::Closed)
+    /// Queue a write for the writer and wait until it is committed.
+    async fn write<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Transaction<'_>) -> Result<T, StorageError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let op = Box::new(Call {
+            f,
+            result: None,
+            reply,
+        });
+        {
+            let ops = self.ops.lock().map_err(|_| StorageError::Closed)?;
+            ops.as_ref()
+                .ok_or(StorageError::Closed)?
+                .send(op)
+                .map_err(|_| StorageError::Closed)?;
+        }
+        rx.await.map_err(|_| StorageError::Closed)?
     }
 
     /// Create a run and record `run_started`, durably.
     pub async fn create_run(&self, run: NewRun) -> Result<(), CreateError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Op::Create(run, tx))?;
-        rx.await.map_err(|_| StorageError::Closed)?
+        self.write(move |tx| transitions::create(tx, &run)).await?
     }
 
     /// Apply a state change of a run, durably, if it is still current.
     pub async fn commit(&self, commit: StateCommit) -> Result<CommitOutcome, StorageError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Op::Commit(commit, tx))?;
-        rx.await.map_err(|_| StorageError::Closed)?
+        self.write(move |tx| transitions::commit(tx, &commit)).await
+    }
+
+    /// Append an event to a live run's inbox, durably; dispatch it if the run
+    /// waits.
+    pub async fn deliver(&self, delivery: Delivery) -> Result<Effects, RunGone> {
+        self.write(move |tx| transitions::deliver_from_client(tx, &delivery))
+            .await?
+    }
+
+    /// Cancel a run: at once if it waits, when its activation ends if it
+    /// runs.
+    pub async fn cancel(
+        &self,
+        run_id: RunId,
+        reason: String,
+        at_ms: u64,
+    ) -> Result<Effects, RunGone> {
+        self.write(move |tx| transitions::cancel(tx, run_id, &reason, at_ms))
+            .await?
+    }
+
+    /// End a live run at once.
+    pub async fn terminate(
+        &self,
+        run_id: RunId,
+        reason: String,
+        at_ms: u64,
+    ) -> Result<Effects, RunGone> {
+        self.write(move |tx| transitions::terminate(tx, run_id, &reason, at_ms))
+            .await?
+    }
+
+    /// Fail a live run whose workflow timeout has passed (`WorkflowTimeout`).
+    pub async fn expire(&self, run_id: RunId, at_ms: u64) -> Result<Effects, StorageError> {
+        self.write(move |tx| transitions::expire(tx, run_id, at_ms))
+            .await
     }
 
     /// Keep a component version's bytes (once per version).
@@ -195,14 +235,16 @@ impl Storage {
         bytes: Arc<[u8]>,
         at_ms: u64,
     ) -> Result<(), StorageError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Op::SaveComponent {
-            version: version.to_owned(),
-            bytes,
-            at_ms,
-            reply: tx,
-        })?;
-        rx.await.map_err(|_| StorageError::Closed)?
+        let version = version.to_owned();
+        self.write(move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO components (version, bytes, added_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (version) DO NOTHING",
+            )?
+            .execute(params![version, &bytes[..], at_ms as i64])?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn component(&self, version: &str) -> Result<Option<Vec<u8>>, StorageError> {
@@ -242,6 +284,21 @@ impl Storage {
         .await
     }
 
+    /// The active (running or waiting) run of a workflow id.
+    pub async fn active_run(&self, workflow_id: &str) -> Result<Option<RunRecord>, StorageError> {
+        let workflow_id = workflow_id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE workflow_id = ?1
+                 AND status IN ('running', 'waiting')"
+            ))?
+            .query_row([workflow_id], row_to_run)
+            .optional()?
+            .transpose()
+        })
+        .await
+    }
+
     /// Every running or waiting run: what a starting host resumes.
     pub async fn live_runs(&self) -> Result<Vec<RunRecord>, StorageError> {
         self.read(|c| {
@@ -249,6 +306,19 @@ impl Storage {
                 "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('running', 'waiting')"
             ))?;
             let rows = stmt.query_map([], row_to_run)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    /// A run's children, oldest first.
+    pub async fn children(&self, run_id: RunId) -> Result<Vec<RunRecord>, StorageError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE parent_run_id = ?1
+                 ORDER BY created_at, run_id"
+            ))?;
+            let rows = stmt.query_map([run_id.to_string()], row_to_run)?;
             rows.map(|r| r?).collect()
         })
         .await
@@ -307,7 +377,13 @@ impl Storage {
         F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
     {
         let readers = self.readers.clone();
-        tokio::task::spawn_blocking(move || readers.with(f))
+        let _permit = readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        let pool = readers.clone();
+        tokio::task::spawn_blocking(move || pool.with(f))
             .await
             .map_err(|_| StorageError::Closed)?
     }
@@ -370,9 +446,11 @@ fn open_connection(path: &Path) -> Result<Connection, StorageError> {
     Ok(conn)
 }
 
+/// At most [`READERS`] connections, one per read in progress.
 struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: tokio::sync::Semaphore,
 }
 
 impl Readers {
@@ -386,9 +464,7 @@ impl Readers {
             None => open_connection(&self.path)?,
         };
         let result = f(&conn);
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < MAX_IDLE_READERS
-        {
+        if let Ok(mut idle) = self.idle.lock() {
             idle.push(conn);
         }
         result
@@ -397,7 +473,7 @@ impl Readers {
 
 /// The writer: take whatever is queued (up to [`MAX_BATCH`]), apply it in one
 /// transaction, commit (one fsync), then answer every sender.
-fn writer_loop(mut conn: Connection, ops: mpsc::Receiver<Op>) {
+fn writer_loop(mut conn: Connection, ops: mpsc::Receiver<Box<dyn WriteOp>>) {
     while let Ok(first) = ops.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -406,10 +482,10 @@ fn writer_loop(mut conn: Connection, ops: mpsc::Receiver<Op>) {
                 Err(_) => break,
             }
         }
-        match apply_batch(&mut conn, &batch) {
-            Ok(answers) => {
-                for (op, answer) in batch.into_iter().zip(answers) {
-                    op.answer(Ok(answer));
+        match apply_batch(&mut conn, &mut batch) {
+            Ok(()) => {
+                for op in batch {
+                    op.answer(Ok(()));
                 }
             }
             Err(error) if batch.len() > 1 => {
@@ -417,9 +493,11 @@ fn writer_loop(mut conn: Connection, ops: mpsc::Receiver<Op>) {
                 // so only the broken one fails.
                 tracing::warn!(%error, "group commit failed; applying its operations one by one");
                 for op in batch {
-                    let answer = apply_batch(&mut conn, std::slice::from_ref(&op))
-                        .map(|mut answers| answers.remove(0));
-                    op.answer(answer);
+                    let mut single = vec![op];
+                    let result = apply_batch(&mut conn, &mut single);
+                    if let Some(op) = single.pop() {
+                        op.answer(result);
+                    }
                 }
             }
             Err(error) => {
@@ -431,133 +509,12 @@ fn writer_loop(mut conn: Connection, ops: mpsc::Receiver<Op>) {
     }
 }
 
-fn apply_batch(conn: &mut Connection, batch: &[Op]) -> Result<Vec<Answer>, StorageError> {
+fn apply_batch(conn: &mut Connection, batch: &mut [Box<dyn WriteOp>]) -> Result<(), StorageError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let answers = batch
-        .iter()
-        .map(|op| op.apply(&tx))
-        .collect::<Result<Vec<_>, _>>()?;
+    for op in batch.iter_mut() {
+        op.apply(&tx)?;
+    }
     tx.commit()?;
-    Ok(answers)
-}
-
-fn create(tx: &Transaction<'_>, run: &NewRun) -> Result<Result<(), CreateError>, StorageError> {
-    let pending = to_json(&run.pending)?;
-    let inserted = tx
-        .prepare_cached(
-            "INSERT INTO runs (run_id, workflow_id, workflow_type, version, status, parent_run_id,
-                               input, seq, pending, history_len, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, 0, ?7, 1, ?8, ?8)",
-        )?
-        .execute(params![
-            run.run_id.to_string(),
-            run.workflow_id,
-            run.workflow_type,
-            run.version,
-            run.parent_run_id.map(|p| p.to_string()),
-            run.input.get(),
-            pending,
-            run.at_ms as i64,
-        ]);
-    match inserted {
-        Ok(_) => {}
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
-            let active: Option<String> = tx
-                .prepare_cached(
-                    "SELECT run_id FROM runs WHERE workflow_id = ?1
-                     AND status IN ('running', 'waiting')",
-                )?
-                .query_row([&run.workflow_id], |r| r.get(0))
-                .optional()?;
-            let Some(active) = active else {
-                return Err(StorageError::Corrupt(format!(
-                    "run `{}` could not be inserted: {e}",
-                    run.run_id
-                )));
-            };
-            return Ok(Err(CreateError::AlreadyActive {
-                workflow_id: run.workflow_id.clone(),
-                run_id: parse_run_id(&active)?,
-            }));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    insert_history(
-        tx,
-        run.run_id,
-        run.at_ms,
-        &HistoryEvent::RunStarted {
-            workflow_type: run.workflow_type.clone(),
-            workflow_id: run.workflow_id.clone(),
-            version: run.version.clone(),
-            input: crate::model::json_value(&run.input),
-        },
-    )?;
-    Ok(Ok(()))
-}
-
-fn apply_commit(tx: &Transaction<'_>, c: &StateCommit) -> Result<CommitOutcome, StorageError> {
-    let run_id = c.run_id.to_string();
-    let (pending, timer, result, error) = match &c.next {
-        NextState::Running(p) => (Some(to_json(p)?), None, None, None),
-        NextState::Waiting(t) => (None, t.as_ref(), None, None),
-        NextState::Completed(r) => (None, None, Some(r.get()), None),
-        NextState::Failed(e) => (None, None, None, Some(to_json(e)?)),
-    };
-    let updated = tx
-        .prepare_cached(
-            "UPDATE runs SET seq = seq + 1, status = ?1, pending = ?2, timer_at = ?3,
-                 timer_step = ?4, result = ?5, error = ?6, updated_at = ?7,
-                 history_len = history_len + ?8
-             WHERE run_id = ?9 AND seq = ?10 AND status IN ('running', 'waiting')",
-        )?
-        .execute(params![
-            c.next.status().as_str(),
-            pending,
-            timer.map(|t| t.due_ms as i64),
-            timer.map(|t| &t.on_timeout),
-            result,
-            error,
-            c.at_ms as i64,
-            c.history.len() as i64,
-            run_id,
-            c.expected_seq as i64,
-        ])?;
-    if updated == 0 {
-        return Ok(CommitOutcome::Stale);
-    }
-    for (key, value) in &c.writes {
-        match value {
-            Some(value) => tx
-                .prepare_cached(
-                    "INSERT INTO store (run_id, key, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-                )?
-                .execute(params![run_id, key, value.get()])?,
-            None => tx
-                .prepare_cached("DELETE FROM store WHERE run_id = ?1 AND key = ?2")?
-                .execute(params![run_id, key])?,
-        };
-    }
-    for event in &c.history {
-        insert_history(tx, c.run_id, c.at_ms, event)?;
-    }
-    Ok(CommitOutcome::Applied)
-}
-
-fn insert_history(
-    tx: &Transaction<'_>,
-    run_id: RunId,
-    at_ms: u64,
-    event: &HistoryEvent,
-) -> Result<(), StorageError> {
-    tx.prepare_cached("INSERT INTO history (run_id, at, kind, data) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![
-            run_id.to_string(),
-            at_ms as i64,
-            event.kind(),
-            to_json(event)?
-        ])?;
     Ok(())
 }
 
@@ -575,25 +532,30 @@ fn parse_run_id(text: &str) -> Result<RunId, StorageError> {
 }
 
 const RUN_COLUMNS: &str = "run_id, workflow_id, workflow_type, version, status, parent_run_id,
-    input, result, error, seq, pending, timer_at, timer_step, created_at, updated_at";
+    on_completed, close_policy, input, result, error, seq, pending, timer_at, timer_step,
+    deadline_at, cancel_reason, created_at, updated_at";
 
 /// A `runs` row; the outer error is SQLite's, the inner one bad data.
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord, StorageError>> {
     let run_id: String = r.get(0)?;
-    let status: String = r.get(4)?;
-    let parent: Option<String> = r.get(5)?;
-    let input: String = r.get(6)?;
-    let result: Option<String> = r.get(7)?;
-    let error: Option<String> = r.get(8)?;
-    let seq: i64 = r.get(9)?;
-    let pending: Option<String> = r.get(10)?;
-    let timer_at: Option<i64> = r.get(11)?;
-    let timer_step: Option<String> = r.get(12)?;
-    let created: i64 = r.get(13)?;
-    let updated: i64 = r.get(14)?;
     let workflow_id: String = r.get(1)?;
     let workflow_type: String = r.get(2)?;
     let version: String = r.get(3)?;
+    let status: String = r.get(4)?;
+    let parent: Option<String> = r.get(5)?;
+    let on_completed: Option<String> = r.get(6)?;
+    let close_policy: String = r.get(7)?;
+    let input: String = r.get(8)?;
+    let result: Option<String> = r.get(9)?;
+    let error: Option<String> = r.get(10)?;
+    let seq: i64 = r.get(11)?;
+    let pending: Option<String> = r.get(12)?;
+    let timer_at: Option<i64> = r.get(13)?;
+    let timer_step: Option<String> = r.get(14)?;
+    let deadline: Option<i64> = r.get(15)?;
+    let cancel_requested: Option<String> = r.get(16)?;
+    let created: i64 = r.get(17)?;
+    let updated: i64 = r.get(18)?;
     Ok((|| {
         let corrupt = |what: &str, e: &dyn std::fmt::Display| {
             StorageError::Corrupt(format!("run `{run_id}`: {what}: {e}"))
@@ -607,6 +569,10 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord, Stora
                 .parse::<RunStatus>()
                 .map_err(|e| corrupt("status", &e))?,
             parent_run_id: parent.as_deref().map(parse_run_id).transpose()?,
+            on_completed,
+            close_policy: close_policy
+                .parse()
+                .map_err(|e| corrupt("close policy", &e))?,
             input: stored_json(&input, "input")?,
             result: result
                 .as_deref()
@@ -630,6 +596,8 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RunRecord, Stora
                 }),
                 _ => None,
             },
+            deadline_ms: deadline.map(|d| d as u64),
+            cancel_requested,
             created_ms: created as u64,
             updated_ms: updated as u64,
         })
