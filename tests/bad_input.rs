@@ -182,6 +182,34 @@ async fn settings_out_of_range_are_named() {
         (sandbox.builder().memory_limit(1024), "memory_limit"),
         (sandbox.builder().instance_slots(0), "instance_slots"),
         (sandbox.builder().max_value_bytes(0), "max_value_bytes"),
+        (sandbox.builder().max_store_bytes(8), "max_store_bytes"),
+        (
+            sandbox
+                .builder()
+                .max_value_bytes(1 << 20)
+                .max_store_bytes(1 << 10),
+            "max_store_bytes",
+        ),
+        (
+            sandbox
+                .builder()
+                .plugin_memory_limit("hello.wasm", 128 << 20),
+            "plugin_memory_limit",
+        ),
+        (
+            sandbox.builder().max_children_per_activation(10_000_000),
+            "max_children_per_activation",
+        ),
+        (
+            sandbox.builder().max_events_per_activation(10_000_000),
+            "max_events_per_activation",
+        ),
+        (sandbox.builder().max_inbox_len(0), "max_inbox_len"),
+        (sandbox.builder().max_history_len(5), "max_history_len"),
+        (
+            sandbox.builder().describe_timeout(Duration::ZERO),
+            "describe_timeout",
+        ),
     ];
     for (builder, setting) in cases {
         let err = builder.start().await.err().expect("refused");

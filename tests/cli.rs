@@ -216,3 +216,34 @@ fn an_event_without_a_handler_is_named_and_nothing_starts() {
         host.shutdown().await;
     });
 }
+
+#[test]
+fn limits_out_of_range_are_refused_at_start_up_naming_the_setting() {
+    let sandbox = Sandbox::new(&["hello"]);
+    for (flag, value, setting) in [
+        ("--memory-limit-mib", "0", "memory_limit"),
+        ("--max-inbox", "0", "max_inbox_len"),
+        (
+            "--plugin-memory-limit",
+            "hello.wasm=4096",
+            "plugin_memory_limit",
+        ),
+    ] {
+        let out = run(
+            &sandbox,
+            &["Greeter", "--input", r#"{"name":"x"}"#, flag, value],
+        );
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("invalid setting `{setting}`")),
+            "{flag}: {err}"
+        );
+    }
+    let out = run(
+        &sandbox,
+        &["Greeter", "--plugin-memory-limit", "no-equals-sign"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not FILE=MIB"));
+}

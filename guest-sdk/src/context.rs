@@ -21,19 +21,21 @@ pub struct Context {
     pub store: Store,
     /// Builds the directive a handler returns.
     pub next: Next,
-    /// The run and activation being executed.
-    pub run: RunInfo,
+    /// The run and activation being executed (`ctx.run.workflow_id`, ...),
+    /// fetched from the host on first use.
+    pub run: CurrentRun,
     /// The run's log.
     pub log: Log,
 }
 
 impl Context {
     pub(crate) fn new(workflow: &'static str) -> Self {
-        let info = host::current_run();
         Context {
             store: Store { _private: () },
             next: Next { workflow },
-            run: RunInfo::from_wit(info),
+            run: CurrentRun {
+                info: std::cell::OnceCell::new(),
+            },
             log: Log { _private: () },
         }
     }
@@ -291,6 +293,26 @@ pub struct ChildOutcome {
     pub status: String,
     pub result: Option<serde_json::Value>,
     pub error: Option<serde_json::Value>,
+}
+
+/// The current run's [`RunInfo`], asked of the host the first time it is
+/// read (most activations never do).
+pub struct CurrentRun {
+    info: std::cell::OnceCell<RunInfo>,
+}
+
+impl std::ops::Deref for CurrentRun {
+    type Target = RunInfo;
+    fn deref(&self) -> &RunInfo {
+        self.info
+            .get_or_init(|| RunInfo::from_wit(host::current_run()))
+    }
+}
+
+impl std::fmt::Debug for CurrentRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
 }
 
 /// Who is running.

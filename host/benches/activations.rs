@@ -11,7 +11,9 @@
 //!
 //! Options (after `--`): `--runs R --steps N` for the concurrent figure;
 //! `--orders N` for Order/Payment; `--only
-//! instantiate|concurrent|sequential|order-payment` for one figure.
+//! instantiate|concurrent|sequential|order-payment|limits` for one figure.
+//! `limits` prints what memory caps, deadlines and epoch time-slicing cost:
+//! activations/s with them on and off, in the sandbox alone and durable.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,13 +83,36 @@ fn main() -> anyhow::Result<()> {
         println!("wasmflow benchmark (counter example, {} cores)", num_cpus());
         let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
         if wanted("instantiate") {
-            instantiate_call_drop(&plugins).await?;
+            instantiate_call_drop(&plugins, true).await?;
         }
         if wanted("concurrent") {
-            durable_activations(&plugins, runs, steps).await?;
+            durable_activations(&plugins, runs, steps, true).await?;
         }
         if wanted("sequential") {
-            durable_activations(&plugins, 1, 2000).await?;
+            durable_activations(&plugins, 1, 2000, true).await?;
+        }
+        if wanted("limits") {
+            // Rounds alternate so drift on a noisy machine hits both alike.
+            let (mut on, mut off) = (Vec::new(), Vec::new());
+            for _ in 0..3 {
+                on.push(instantiate_call_drop(&plugins, true).await?);
+                off.push(instantiate_call_drop(&plugins, false).await?);
+            }
+            let (on, off) = (median(on), median(off));
+            println!(
+                "limits overhead, sandbox only (median of 3 rounds): {:.0} activations/s with limits vs {:.0} without = {:.1}%",
+                on,
+                off,
+                (off / on - 1.0) * 100.0
+            );
+            let on = durable_activations(&plugins, runs, steps, true).await?;
+            let off = durable_activations(&plugins, runs, steps, false).await?;
+            println!(
+                "limits overhead, durable: {:.0} activations/s with limits vs {:.0} without = {:.1}%",
+                on,
+                off,
+                (off / on - 1.0) * 100.0
+            );
         }
         if wanted("order-payment") {
             order_payment(&plugins, orders).await?;
@@ -100,11 +125,17 @@ fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// One activation of `tick` on a warm pool, sequentially, timed one by one.
-async fn instantiate_call_drop(plugins: &std::path::Path) -> anyhow::Result<()> {
-    let sandbox = Sandbox::new(SandboxConfig::default()).map_err(anyhow::Error::msg)?;
+/// One activation of `tick` on a warm pool, sequentially, timed one by one;
+/// returns activations per second. `limits`: memory caps, deadlines and
+/// epoch time-slicing on or off.
+async fn instantiate_call_drop(plugins: &std::path::Path, limits: bool) -> anyhow::Result<f64> {
+    let config = SandboxConfig {
+        enforce_limits: limits,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::new(config).map_err(anyhow::Error::msg)?;
     let bytes: Arc<[u8]> = std::fs::read(plugins.join("counter.wasm"))?.into();
-    let component = sandbox.load(bytes).await?;
+    let component = sandbox.load(bytes, None).await?;
     let mut store = StoreMap::new();
     store.insert("n".into(), serde_json::from_str("1000000000")?);
     store.insert("count".into(), serde_json::from_str("41")?);
@@ -130,6 +161,7 @@ async fn instantiate_call_drop(plugins: &std::path::Path) -> anyhow::Result<()> 
         input: serde_json::from_str("null").expect("null"),
         sequence: 1,
         store: store.clone(),
+        store_bytes: 0,
         timeout: Duration::from_secs(10),
     };
     for _ in 0..2_000 {
@@ -141,36 +173,42 @@ async fn instantiate_call_drop(plugins: &std::path::Path) -> anyhow::Result<()> 
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let mut samples = Vec::with_capacity(n);
+    let all = Instant::now();
     for _ in 0..n {
         let start = Instant::now();
         let outcome = sandbox.activate(&component, request()).await;
         samples.push(start.elapsed());
         drop(outcome);
     }
+    let rate = n as f64 / all.elapsed().as_secs_f64();
     samples.sort();
     let median = samples[n / 2];
     let p99 = samples[n * 99 / 100];
     let mean = samples.iter().sum::<Duration>() / n as u32;
     println!(
-        "instantiate+call+drop (tick: 2 store reads, 1 write): median {:.1} µs, p99 {:.1} µs, mean {:.1} µs (n={n})",
+        "instantiate+call+drop (tick: 2 store reads, 1 write), limits {}: median {:.1} µs, p99 {:.1} µs, mean {:.1} µs (n={n})",
+        if limits { "on" } else { "off" },
         micros(median),
         micros(p99),
         micros(mean)
     );
-    Ok(())
+    Ok(rate)
 }
 
-/// `runs` Counter runs of `steps` steps each, all started at once.
+/// `runs` Counter runs of `steps` steps each, all started at once; returns
+/// activations per second.
 async fn durable_activations(
     plugins: &std::path::Path,
     runs: u64,
     steps: u64,
-) -> anyhow::Result<()> {
+    limits: bool,
+) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
-    let host = Host::builder(dir.path().join("bench.db"))
-        .plugins(plugins)
-        .start()
-        .await?;
+    let mut builder = Host::builder(dir.path().join("bench.db")).plugins(plugins);
+    if !limits {
+        builder = builder.without_limits_for_benchmarks();
+    }
+    let host = builder.start().await?;
     let input = serde_json::json!({ "n": steps }).to_string();
     let start = Instant::now();
     let mut ids = Vec::new();
@@ -188,14 +226,15 @@ async fn durable_activations(
     let elapsed = start.elapsed();
     // start + steps + 1 ticks (the last sees count == n and completes).
     let activations = runs * (steps + 2);
+    let rate = activations as f64 / elapsed.as_secs_f64();
     println!(
-        "durable activations: {runs} run(s) x {steps} steps = {activations} activations in {:.2} s = {:.0} activations/s ({:.1} µs each)",
+        "durable activations, limits {}: {runs} run(s) x {steps} steps = {activations} activations in {:.2} s = {rate:.0} activations/s ({:.1} µs each)",
+        if limits { "on" } else { "off" },
         elapsed.as_secs_f64(),
-        activations as f64 / elapsed.as_secs_f64(),
         micros(elapsed) / activations as f64,
     );
     host.shutdown().await;
-    Ok(())
+    Ok(rate)
 }
 
 /// The seed's example, `orders` at once against the durable store, then 200
@@ -256,6 +295,11 @@ async fn one_order(host: &Host, i: usize) -> anyhow::Result<Duration> {
     let done = host.wait(run.run_id).await?;
     anyhow::ensure!(done.result.is_some(), "order {i} failed: {:?}", done.error);
     Ok(start.elapsed())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn millis(d: Duration) -> f64 {

@@ -138,6 +138,13 @@ impl From<crate::storage::RunGone> for Error {
                 run_id: run_id.to_string(),
                 status,
             },
+            RunGone::InboxFull { run_id, len } => Error::Rejected(WorkflowError::quota(
+                "max_inbox_len",
+                len + 1,
+                len,
+            ).with_details(serde_json::json!({
+                "limit": "max_inbox_len", "value": len + 1, "max": len, "run_id": run_id.to_string(),
+            }))),
             RunGone::Storage(e) => Error::Storage(e),
         }
     }

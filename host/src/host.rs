@@ -12,17 +12,19 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::defaults;
 use crate::error::{Error, ErrorKind, Result, WorkflowError};
 use crate::model::{HandlerKind, Pending, RunId, RunStatus, WorkflowTypeSpec, now_ms, parse_json};
 use crate::plugins::Plugins;
 use crate::sandbox::{
     BoxFuture, ChildRequest, ChildResolution, ComponentVersion, HostServices, ParentIdentity,
-    RunIdentity, Sandbox, SandboxConfig, ServiceError,
+    RunIdentity, Sandbox, SandboxConfig, ServiceError, entry_bytes,
 };
 use crate::scheduler::{self, LiveRun};
 use crate::storage::{CreateError, Delivery, HistoryRecord, InboxKind, NewRun, RunRecord, Storage};
 
-/// Configures and starts a [`Host`].
+/// Configures and starts a [`Host`]. Every setting has a default; a value
+/// out of range is refused by [`HostBuilder::start`] with the setting named.
 ///
 /// ```no_run
 /// # async fn f() -> wasmflow_host::Result<()> {
@@ -30,6 +32,7 @@ use crate::storage::{CreateError, Delivery, HistoryRecord, InboxKind, NewRun, Ru
 /// let host = wasmflow_host::Host::builder("wasmflow.db")
 ///     .plugins("./plugins")
 ///     .step_timeout(Duration::from_secs(30))
+///     .plugin_memory_limit("reports.wasm", 256 << 20)
 ///     .start()
 ///     .await?;
 /// # Ok(()) }
@@ -40,6 +43,9 @@ pub struct HostBuilder {
     plugins: Option<PathBuf>,
     sandbox: SandboxConfig,
     step_timeout: Duration,
+    plugin_memory: HashMap<String, usize>,
+    max_inbox_len: u64,
+    max_history_len: u64,
 }
 
 impl HostBuilder {
@@ -63,6 +69,13 @@ impl HostBuilder {
         self
     }
 
+    /// A lower memory cap for the instances of one plugin file (by file
+    /// name, e.g. `reports.wasm`).
+    pub fn plugin_memory_limit(mut self, file: impl Into<String>, bytes: usize) -> Self {
+        self.plugin_memory.insert(file.into(), bytes);
+        self
+    }
+
     /// How many instances may exist at once (default 256); activations
     /// beyond that wait for a slot.
     pub fn instance_slots(mut self, slots: u32) -> Self {
@@ -70,41 +83,136 @@ impl HostBuilder {
         self
     }
 
-    /// The largest JSON value a guest may store or return (default 1 MiB).
+    /// The largest JSON value a guest may store, return or send (default
+    /// 1 MiB).
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.sandbox.max_value_bytes = bytes;
         self
     }
 
+    /// The largest total size of a run's store, keys and values (default
+    /// 16 MiB).
+    pub fn max_store_bytes(mut self, bytes: usize) -> Self {
+        self.sandbox.max_store_bytes = bytes;
+        self
+    }
+
+    /// Children one activation may start (default 10,000).
+    pub fn max_children_per_activation(mut self, n: usize) -> Self {
+        self.sandbox.max_children_per_activation = n;
+        self
+    }
+
+    /// Events one activation may send to its parent (default 10,000).
+    pub fn max_events_per_activation(mut self, n: usize) -> Self {
+        self.sandbox.max_events_per_activation = n;
+        self
+    }
+
+    /// Events a run's inbox may hold (default 10,000).
+    pub fn max_inbox_len(mut self, n: u64) -> Self {
+        self.max_inbox_len = n;
+        self
+    }
+
+    /// History entries a run may have (default 1,000,000).
+    pub fn max_history_len(mut self, n: u64) -> Self {
+        self.max_history_len = n;
+        self
+    }
+
+    /// The deadline of a component's `describe` when it is loaded (default
+    /// 5 s).
+    pub fn describe_timeout(mut self, timeout: Duration) -> Self {
+        self.sandbox.describe_timeout = timeout;
+        self
+    }
+
+    /// Run without memory caps, deadlines and time-slicing: only to measure
+    /// what they cost (`cargo xtask bench`).
+    #[doc(hidden)]
+    pub fn without_limits_for_benchmarks(mut self) -> Self {
+        self.sandbox.enforce_limits = false;
+        self
+    }
+
     fn check(&self) -> Result<()> {
-        let bad = |setting, reason: String| Err(Error::Config { setting, reason });
-        if self.step_timeout.is_zero() || self.step_timeout > Duration::from_secs(24 * 3600) {
-            return bad(
-                "step_timeout",
-                format!("{:?} is not between 1 ms and 24 h", self.step_timeout),
-            );
+        fn range<T: PartialOrd + std::fmt::Debug>(
+            setting: &'static str,
+            value: T,
+            lo: T,
+            hi: T,
+            unit: &str,
+        ) -> Result<()> {
+            if value < lo || value > hi {
+                return Err(Error::Config {
+                    setting,
+                    reason: format!("{value:?}{unit} is not between {lo:?} and {hi:?}{unit}"),
+                });
+            }
+            Ok(())
         }
-        let memory = self.sandbox.memory_bytes;
-        if !(1 << 20..=4 << 30).contains(&memory) {
-            return bad(
-                "memory_limit",
-                format!("{memory} bytes is not between 1 MiB and 4 GiB"),
-            );
+        let c = &self.sandbox;
+        range(
+            "step_timeout",
+            self.step_timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(24 * 3600),
+            "",
+        )?;
+        range(
+            "describe_timeout",
+            c.describe_timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(600),
+            "",
+        )?;
+        range("memory_limit", c.memory_bytes, 1 << 20, 4 << 30, " bytes")?;
+        for (file, &bytes) in &self.plugin_memory {
+            if !(1 << 20..=c.memory_bytes).contains(&bytes) {
+                return Err(Error::Config {
+                    setting: "plugin_memory_limit",
+                    reason: format!(
+                        "{bytes} bytes for `{file}` is not between 1 MiB and the global memory_limit ({} bytes)",
+                        c.memory_bytes
+                    ),
+                });
+            }
         }
-        let slots = self.sandbox.instance_slots;
-        if !(1..=10_000).contains(&slots) {
-            return bad(
-                "instance_slots",
-                format!("{slots} is not between 1 and 10000"),
-            );
+        range("instance_slots", c.instance_slots, 1, 10_000, "")?;
+        range("max_value_bytes", c.max_value_bytes, 16, 64 << 20, " bytes")?;
+        range("max_store_bytes", c.max_store_bytes, 16, 1 << 30, " bytes")?;
+        if c.max_store_bytes < c.max_value_bytes {
+            return Err(Error::Config {
+                setting: "max_store_bytes",
+                reason: format!(
+                    "{} bytes is less than max_value_bytes ({} bytes)",
+                    c.max_store_bytes, c.max_value_bytes
+                ),
+            });
         }
-        let value = self.sandbox.max_value_bytes;
-        if !(1..=64 << 20).contains(&value) {
-            return bad(
-                "max_value_bytes",
-                format!("{value} is not between 1 byte and 64 MiB"),
-            );
-        }
+        range(
+            "max_children_per_activation",
+            c.max_children_per_activation,
+            0,
+            1_000_000,
+            "",
+        )?;
+        range(
+            "max_events_per_activation",
+            c.max_events_per_activation,
+            0,
+            1_000_000,
+            "",
+        )?;
+        range("max_inbox_len", self.max_inbox_len, 1, 100_000_000, "")?;
+        range(
+            "max_history_len",
+            self.max_history_len,
+            100,
+            1_000_000_000,
+            "",
+        )?;
         Ok(())
     }
 
@@ -112,23 +220,26 @@ impl HostBuilder {
     pub async fn start(self) -> Result<Host> {
         self.check()?;
         let sandbox = Sandbox::new(self.sandbox).map_err(Error::Engine)?;
-        let storage = Storage::open(&self.db)?;
+        let storage = Storage::open(&self.db, self.max_inbox_len)?;
         let plugins = match &self.plugins {
-            Some(dir) => Plugins::load_dir(&sandbox, dir).await?,
+            Some(dir) => Plugins::load_dir(&sandbox, dir, &self.plugin_memory).await?,
             None => Plugins::default(),
         };
         // Keep every loaded version in the database, so runs pinned to it can
         // finish even when its file is replaced or gone.
-        for (_, component, bytes) in plugins.files() {
+        for (file, component, bytes) in plugins.files() {
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
             storage
-                .save_component(&component.hash, bytes.clone(), now_ms())
+                .save_component(&component.hash, name, bytes.clone(), now_ms())
                 .await?;
         }
         let inner = Arc::new(Inner {
             sandbox,
             storage,
             plugins,
+            plugin_memory: self.plugin_memory,
             step_timeout: self.step_timeout,
+            max_history_len: self.max_history_len,
             drivers: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             pinned: tokio::sync::Mutex::new(HashMap::new()),
@@ -186,7 +297,10 @@ pub(crate) struct Inner {
     pub sandbox: Sandbox,
     pub storage: Storage,
     pub plugins: Plugins,
+    /// Memory caps of plugin files, by file name.
+    plugin_memory: HashMap<String, usize>,
     pub step_timeout: Duration,
+    pub max_history_len: u64,
     /// Runs with a driver; `true` when it should look at the run again.
     pub drivers: Mutex<HashMap<RunId, bool>>,
     /// Callers waiting for runs to end.
@@ -205,7 +319,10 @@ impl Host {
             db: db.into(),
             plugins: None,
             sandbox: SandboxConfig::default(),
-            step_timeout: Duration::from_secs(10),
+            step_timeout: defaults::STEP_TIMEOUT,
+            plugin_memory: HashMap::new(),
+            max_inbox_len: defaults::MAX_INBOX_LEN,
+            max_history_len: defaults::MAX_HISTORY_LEN,
         }
     }
 
@@ -308,6 +425,8 @@ impl Host {
             seq: 0,
             pending,
             store: Arc::default(),
+            store_bytes: 0,
+            history_len: 1,
         };
         if let Some(due_ms) = deadline_ms {
             scheduler::arm_deadline(&self.inner, run_id, due_ms);
@@ -525,14 +644,15 @@ impl Inner {
         if let Some(c) = pinned.get(version) {
             return Ok(c.clone());
         }
-        let bytes = self.storage.component(version).await?.ok_or_else(|| {
+        let (bytes, file) = self.storage.component(version).await?.ok_or_else(|| {
             Error::Engine(format!(
                 "component version `{version}` is not in the database"
             ))
         })?;
+        let memory = file.and_then(|f| self.plugin_memory.get(&f).copied());
         let component = self
             .sandbox
-            .load(bytes.into())
+            .load(bytes.into(), memory)
             .await
             .map_err(|e| Error::Engine(format!("component version `{version}`: {e}")))?;
         let component = Arc::new(component);
@@ -569,6 +689,8 @@ impl Inner {
             None => None,
         };
         let store = self.storage.store(run_id).await?;
+        let store_bytes = store.iter().map(|(k, v)| entry_bytes(k, v)).sum();
+        let history_len = self.storage.history_len(run_id).await?;
         Ok(Some(LiveRun {
             run_id,
             identity: Arc::new(RunIdentity {
@@ -583,6 +705,8 @@ impl Inner {
             seq: record.seq,
             pending,
             store: Arc::new(store),
+            store_bytes,
+            history_len,
         }))
     }
 

@@ -19,6 +19,7 @@
 //!
 //! See `ARCHITECTURE.md` for how the modules fit together.
 
+pub mod defaults;
 mod error;
 mod host;
 mod model;

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one workflow in-process on the embedded store and print its result.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the workflow types and handlers a plugins directory provides.
     Types(TypesArgs),
 }
@@ -46,21 +46,85 @@ struct HostArgs {
     /// Activation deadline of handlers without their own, e.g. `10s`.
     #[arg(long, value_parser = humantime::parse_duration)]
     step_timeout: Option<Duration>,
-    /// Memory cap per instance in MiB.
+    /// Memory cap per instance in MiB (default 64).
     #[arg(long)]
     memory_limit_mib: Option<usize>,
+    /// A lower memory cap for one plugin file, `FILE=MIB`; repeatable.
+    #[arg(long, value_name = "FILE=MIB", value_parser = parse_plugin_memory)]
+    plugin_memory_limit: Vec<(String, usize)>,
+    /// Instances at once (default 256); activations beyond wait.
+    #[arg(long)]
+    instance_slots: Option<u32>,
+    /// Largest value a guest may store, return or send, in bytes (default 1 MiB).
+    #[arg(long)]
+    max_value_bytes: Option<usize>,
+    /// Largest total store of a run, in bytes (default 16 MiB).
+    #[arg(long)]
+    max_store_bytes: Option<usize>,
+    /// Children one activation may start (default 10000).
+    #[arg(long)]
+    max_children: Option<usize>,
+    /// Events one activation may send to its parent (default 10000).
+    #[arg(long)]
+    max_events: Option<usize>,
+    /// Events a run's inbox may hold (default 10000).
+    #[arg(long)]
+    max_inbox: Option<u64>,
+    /// History entries a run may have (default 1000000).
+    #[arg(long)]
+    max_history: Option<u64>,
+    /// Deadline of a plugin's `describe` when it loads, e.g. `5s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    describe_timeout: Option<Duration>,
+}
+
+fn parse_plugin_memory(text: &str) -> Result<(String, usize), String> {
+    let (file, mib) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not FILE=MIB"))?;
+    let mib: usize = mib
+        .parse()
+        .map_err(|e| format!("`{mib}` in `{text}` is not a number of MiB: {e}"))?;
+    Ok((file.to_owned(), mib.saturating_mul(1 << 20)))
 }
 
 impl HostArgs {
     fn builder(&self) -> HostBuilder {
-        let mut builder = Host::builder(&self.db).plugins(&self.plugins.plugins);
+        let mut b = Host::builder(&self.db).plugins(&self.plugins.plugins);
         if let Some(t) = self.step_timeout {
-            builder = builder.step_timeout(t);
+            b = b.step_timeout(t);
         }
         if let Some(mib) = self.memory_limit_mib {
-            builder = builder.memory_limit(mib.saturating_mul(1 << 20));
+            b = b.memory_limit(mib.saturating_mul(1 << 20));
         }
-        builder
+        for (file, bytes) in &self.plugin_memory_limit {
+            b = b.plugin_memory_limit(file.clone(), *bytes);
+        }
+        if let Some(n) = self.instance_slots {
+            b = b.instance_slots(n);
+        }
+        if let Some(n) = self.max_value_bytes {
+            b = b.max_value_bytes(n);
+        }
+        if let Some(n) = self.max_store_bytes {
+            b = b.max_store_bytes(n);
+        }
+        if let Some(n) = self.max_children {
+            b = b.max_children_per_activation(n);
+        }
+        if let Some(n) = self.max_events {
+            b = b.max_events_per_activation(n);
+        }
+        if let Some(n) = self.max_inbox {
+            b = b.max_inbox_len(n);
+        }
+        if let Some(n) = self.max_history {
+            b = b.max_history_len(n);
+        }
+        if let Some(t) = self.describe_timeout {
+            b = b.describe_timeout(t);
+        }
+        b
     }
 }
 
@@ -119,7 +183,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(*args).await,
             Command::Types(args) => types(args).await,
         }
     });

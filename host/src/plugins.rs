@@ -40,9 +40,15 @@ pub struct Plugins {
 }
 
 impl Plugins {
-    /// Load every `*.wasm` file of `dir`. Only an unreadable directory is an
-    /// error; bad files are recorded in [`Plugins::rejected`].
-    pub async fn load_dir(sandbox: &Sandbox, dir: &Path) -> Result<Plugins, Error> {
+    /// Load every `*.wasm` file of `dir`, with the memory cap `memory` names
+    /// for its file (the sandbox's own otherwise). Only an unreadable
+    /// directory is an error; bad files are recorded in
+    /// [`Plugins::rejected`].
+    pub async fn load_dir(
+        sandbox: &Sandbox,
+        dir: &Path,
+        memory: &HashMap<String, usize>,
+    ) -> Result<Plugins, Error> {
         let dir_error = |source| Error::PluginsDir {
             path: dir.to_owned(),
             source,
@@ -65,7 +71,10 @@ impl Plugins {
                     continue;
                 }
             };
-            match sandbox.load(bytes.clone()).await {
+            let cap = path
+                .file_name()
+                .and_then(|n| memory.get(n.to_string_lossy().as_ref()).copied());
+            match sandbox.load(bytes.clone(), cap).await {
                 Ok(component) => plugins.add(path, Arc::new(component), bytes),
                 Err(e) => plugins.reject(path, e.0),
             }
@@ -78,7 +87,7 @@ impl Plugins {
     pub async fn inspect(dir: &Path) -> Result<Plugins, Error> {
         let sandbox =
             Sandbox::new(crate::sandbox::SandboxConfig::default()).map_err(Error::Engine)?;
-        Plugins::load_dir(&sandbox, dir).await
+        Plugins::load_dir(&sandbox, dir, &HashMap::new()).await
     }
 
     fn reject(&mut self, file: PathBuf, reason: String) {

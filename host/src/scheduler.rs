@@ -23,7 +23,7 @@ use crate::model::{
 };
 use crate::sandbox::{
     ActivationOutcome, ActivationRequest, ComponentVersion, LogLevel, ParentIdentity, RunIdentity,
-    StoreMap,
+    StoreMap, entry_bytes,
 };
 use crate::storage::{
     CommitOutcome, Delivery, Effects, InboxKind, NewRun, NextState, ParentLink, StateCommit, Timer,
@@ -39,6 +39,11 @@ pub(crate) struct LiveRun {
     pub seq: u64,
     pub pending: Pending,
     pub store: Arc<StoreMap>,
+    /// The store's size, for the `max_store_bytes` quota.
+    pub store_bytes: usize,
+    /// History entries so far (those this host wrote or loaded), for the
+    /// `max_history_len` quota.
+    pub history_len: u64,
 }
 
 /// Make sure a driver works on `run_id`. `seed` is the run's state when the
@@ -111,6 +116,9 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
             .handler(live.pending.kind, &live.pending.handler)
             .cloned();
         let outcome = match &handler {
+            _ if live.history_len >= inner.max_history_len => ActivationOutcome::failed(
+                WorkflowError::quota("max_history_len", live.history_len, inner.max_history_len),
+            ),
             Some(h) => {
                 let request = ActivationRequest {
                     run: live.identity.clone(),
@@ -121,6 +129,7 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
                     input: live.pending.input.clone(),
                     sequence: live.seq,
                     store: live.store.clone(),
+                    store_bytes: live.store_bytes,
                     timeout: h.timeout.unwrap_or(inner.step_timeout),
                 };
                 tokio::select! {
@@ -171,6 +180,7 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
             at_ms,
         };
         let writes = commit.writes.clone();
+        let history_len = commit.history.len() as u64;
         let (seq, next, effects) = match inner.storage.commit(commit).await {
             Ok(CommitOutcome::Applied { seq, next, effects }) => (seq, next, effects),
             // The run moved on without this driver (terminated, or a host
@@ -198,11 +208,21 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
             }
         };
         live.seq = seq;
+        // Its own entries, and the received + dispatched pair of an event
+        // handed over as it parked.
+        let dispatched = matches!(plan.next, NextState::Waiting(_)) && next.is_some();
+        live.history_len += history_len + if dispatched { 2 } else { 0 };
         if !writes.is_empty() {
             let store = Arc::make_mut(&mut live.store);
             for (key, value) in writes {
+                if let Some(old) = store.get(&key) {
+                    live.store_bytes -= entry_bytes(&key, old);
+                }
                 match value {
-                    Some(v) => store.insert(key, v),
+                    Some(v) => {
+                        live.store_bytes += entry_bytes(&key, &v);
+                        store.insert(key, v)
+                    }
                     None => store.remove(&key),
                 };
             }
@@ -273,6 +293,8 @@ fn start_child(inner: &Arc<Inner>, parent: &LiveRun, child: NewRun) {
         seq: 0,
         pending: child.pending,
         store: Arc::default(),
+        store_bytes: 0,
+        history_len: 1,
     };
     wake(inner, seed.run_id, Some(seed));
 }

@@ -14,6 +14,7 @@
 //! typed [`WorkflowError`] in the outcome.
 
 mod bindings;
+mod output;
 mod state;
 
 use std::collections::BTreeMap;
@@ -38,21 +39,24 @@ use state::{ActivationInput, ActivationLimits, ActivationState, Stop};
 
 pub use state::{
     BoxFuture, ChildRequest, ChildResolution, HostServices, LogLevel, LogLine, ParentIdentity,
-    RunIdentity, ServiceError, StoreMap,
+    RunIdentity, ServiceError, StoreMap, entry_bytes,
 };
 
 /// Settings of the sandbox. Every field has a default; the host's builder
 /// sets them.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// Linear memory cap per instance.
+    /// Linear memory cap per instance (a plugin may get a lower one, see
+    /// [`Sandbox::load`]); also the size of each pooled memory slot.
     pub memory_bytes: usize,
     /// Instances that may exist at once; activations beyond this wait.
     pub instance_slots: u32,
     /// Wasm stack limit per activation.
     pub max_wasm_stack: usize,
-    /// Largest JSON value a guest may store or return.
+    /// Largest JSON value a guest may store, return or send.
     pub max_value_bytes: usize,
+    /// Largest total size of a run's store (keys and values).
+    pub max_store_bytes: usize,
     /// Log bytes kept per activation (log calls, stdout, stderr).
     pub log_bytes: usize,
     /// Children one activation may start.
@@ -61,19 +65,25 @@ pub struct SandboxConfig {
     pub max_events_per_activation: usize,
     /// Deadline of the `describe` call when a component is loaded.
     pub describe_timeout: Duration,
+    /// Memory caps, deadlines and epoch time-slicing. Only the benchmark
+    /// turns this off, to measure what the limits cost.
+    pub enforce_limits: bool,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
+        use crate::defaults as d;
         SandboxConfig {
-            memory_bytes: 64 << 20,
-            instance_slots: 256,
-            max_wasm_stack: 512 << 10,
-            max_value_bytes: 1 << 20,
-            log_bytes: 64 << 10,
-            max_children_per_activation: 10_000,
-            max_events_per_activation: 10_000,
-            describe_timeout: Duration::from_secs(5),
+            memory_bytes: d::MEMORY_BYTES,
+            instance_slots: d::INSTANCE_SLOTS,
+            max_wasm_stack: d::MAX_WASM_STACK,
+            max_value_bytes: d::MAX_VALUE_BYTES,
+            max_store_bytes: d::MAX_STORE_BYTES,
+            log_bytes: d::LOG_BYTES,
+            max_children_per_activation: d::MAX_CHILDREN_PER_ACTIVATION,
+            max_events_per_activation: d::MAX_EVENTS_PER_ACTIVATION,
+            describe_timeout: d::DESCRIBE_TIMEOUT,
+            enforce_limits: true,
         }
     }
 }
@@ -90,6 +100,8 @@ pub struct ComponentVersion {
     pub hash: String,
     /// The workflow types it declares, validated.
     pub types: Vec<Arc<WorkflowTypeSpec>>,
+    /// The memory cap of its instances.
+    pub memory_bytes: usize,
     pre: bindings::WorkflowPre<ActivationState>,
 }
 
@@ -121,6 +133,8 @@ pub struct ActivationRequest {
     pub sequence: u64,
     /// The run's committed store.
     pub store: Arc<StoreMap>,
+    /// Its size (see [`entry_bytes`]), for the `max_store_bytes` quota.
+    pub store_bytes: usize,
     pub timeout: Duration,
 }
 
@@ -188,7 +202,7 @@ impl Sandbox {
 
         let mut cfg = Config::new();
         cfg.wasm_component_model(true)
-            .epoch_interruption(true)
+            .epoch_interruption(config.enforce_limits)
             .max_wasm_stack(config.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&cfg).map_err(|e| error_chain(&e))?;
@@ -214,8 +228,16 @@ impl Sandbox {
     }
 
     /// Compile, link and describe a component. Compilation runs on a blocking
-    /// thread, off the scheduler's workers.
-    pub async fn load(&self, bytes: Arc<[u8]>) -> Result<ComponentVersion, LoadError> {
+    /// thread, off the scheduler's workers. Its instances get `memory_bytes`
+    /// of memory at most (capped by the sandbox's own limit).
+    pub async fn load(
+        &self,
+        bytes: Arc<[u8]>,
+        memory_bytes: Option<usize>,
+    ) -> Result<ComponentVersion, LoadError> {
+        let memory_bytes = memory_bytes
+            .unwrap_or(self.config.memory_bytes)
+            .min(self.config.memory_bytes);
         check_header(&bytes)?;
         let hash = hex::encode(Sha256::digest(&bytes));
         let engine = self.engine.clone();
@@ -233,14 +255,20 @@ impl Sandbox {
                 error_chain(&e)
             ))
         })?;
-        let types = self.describe(&pre, &hash).await?;
-        Ok(ComponentVersion { hash, types, pre })
+        let types = self.describe(&pre, &hash, memory_bytes).await?;
+        Ok(ComponentVersion {
+            hash,
+            types,
+            memory_bytes,
+            pre,
+        })
     }
 
     async fn describe(
         &self,
         pre: &bindings::WorkflowPre<ActivationState>,
         hash: &str,
+        memory_bytes: usize,
     ) -> Result<Vec<Arc<WorkflowTypeSpec>>, LoadError> {
         let run = Arc::new(RunIdentity {
             workflow_type: String::new(),
@@ -256,6 +284,7 @@ impl Sandbox {
             .map_err(|_| LoadError("the sandbox is shutting down".into()))?;
         let mut store = self.new_store(
             Instant::now() + self.config.describe_timeout,
+            memory_bytes,
             ActivationInput {
                 run,
                 spec: None,
@@ -263,6 +292,7 @@ impl Sandbox {
                 handler: "describe".into(),
                 sequence: 0,
                 committed: Arc::default(),
+                committed_bytes: 0,
             },
         );
         let result = async {
@@ -301,16 +331,25 @@ impl Sandbox {
         Ok(types)
     }
 
-    fn new_store(&self, deadline: Instant, input: ActivationInput) -> Store<ActivationState> {
+    fn new_store(
+        &self,
+        deadline: Instant,
+        memory_bytes: usize,
+        input: ActivationInput,
+    ) -> Store<ActivationState> {
         let limits = ActivationLimits {
-            memory_bytes: self.config.memory_bytes,
+            memory_bytes,
             max_value_bytes: self.config.max_value_bytes,
+            max_store_bytes: self.config.max_store_bytes,
             log_bytes: self.config.log_bytes,
             max_children: self.config.max_children_per_activation,
             max_events_sent: self.config.max_events_per_activation,
         };
         let state = ActivationState::new(limits, deadline, input);
         let mut store = Store::new(&self.engine, state);
+        if !self.config.enforce_limits {
+            return store;
+        }
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
         // Check the deadline at every tick and yield to other tasks in
         // between: one busy guest cannot starve the rest of the host.
@@ -347,6 +386,7 @@ impl Sandbox {
         let started = Instant::now();
         let mut store = self.new_store(
             started + request.timeout,
+            component.memory_bytes,
             ActivationInput {
                 run: request.run,
                 spec: Some(request.spec),
@@ -354,6 +394,7 @@ impl Sandbox {
                 handler: request.handler.clone(),
                 sequence: request.sequence,
                 committed: request.store,
+                committed_bytes: request.store_bytes,
             },
         );
         let activation = wit::Activation {
@@ -381,15 +422,21 @@ impl Sandbox {
         };
         let state = store.into_data();
         let mut logs = state.logs;
-        for (pipe, level) in [
-            (&state.stdout, LogLevel::Info),
-            (&state.stderr, LogLevel::Warn),
+        for (output, level, name) in [
+            (&state.stdout, LogLevel::Info, "stdout"),
+            (&state.stderr, LogLevel::Warn, "stderr"),
         ] {
-            let bytes = pipe.contents();
+            let (bytes, dropped) = output.take();
             for line in String::from_utf8_lossy(&bytes).lines() {
                 logs.push(LogLine {
                     level,
                     message: line.to_owned(),
+                });
+            }
+            if dropped > 0 {
+                logs.push(LogLine {
+                    level: LogLevel::Warn,
+                    message: format!("[{dropped} more bytes of {name} dropped]"),
                 });
             }
         }
@@ -442,9 +489,17 @@ fn classify_trap(error: &wasmtime::Error, state: &ActivationState) -> WorkflowEr
             "the activation exceeded its step timeout",
         ),
         _ => {
+            // The SDK's panic hook reports the panic message; a guest without
+            // it at least left its stderr.
             let message = match &state.panic {
                 Some(panic) => panic.clone(),
-                None => error_chain(error),
+                None => {
+                    let trap = error.root_cause().to_string();
+                    match state.stderr.tail(1024) {
+                        Some(stderr) => format!("{trap}; guest stderr: {stderr}"),
+                        None => trap,
+                    }
+                }
             };
             WorkflowError::new(ErrorKind::Trap, message)
         }

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result as WasmResult};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host;
 use super::bindings::types::{self as wit, ErrorKind as WitKind};
+use super::output::BoundedOutput;
 use crate::error::{ErrorKind, WorkflowError};
 use crate::model::{
     ChildStart, ClosePolicy, HandlerKind, Json, RunId, SentEvent, WorkflowTypeSpec,
@@ -132,6 +132,13 @@ pub struct ActivationInput {
     pub handler: String,
     pub sequence: u64,
     pub committed: Arc<StoreMap>,
+    /// The committed store's size: the sum of its keys' and values' lengths.
+    pub committed_bytes: usize,
+}
+
+/// The size a store entry counts for in the `max_store_bytes` quota.
+pub fn entry_bytes(key: &str, value: &Json) -> usize {
+    key.len() + value.get().len()
 }
 
 /// Per-activation limits enforced by the host functions and the limiter.
@@ -139,6 +146,7 @@ pub struct ActivationInput {
 pub struct ActivationLimits {
     pub memory_bytes: usize,
     pub max_value_bytes: usize,
+    pub max_store_bytes: usize,
     pub log_bytes: usize,
     pub max_children: usize,
     pub max_events_sent: usize,
@@ -161,8 +169,8 @@ pub enum Stop {
 pub struct ActivationState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(super) stdout: MemoryOutputPipe,
-    pub(super) stderr: MemoryOutputPipe,
+    pub(super) stdout: BoundedOutput,
+    pub(super) stderr: BoundedOutput,
     pub(super) limits: ActivationLimits,
     pub(super) deadline: Instant,
     run: Arc<RunIdentity>,
@@ -171,6 +179,8 @@ pub struct ActivationState {
     handler: String,
     sequence: u64,
     committed: Arc<StoreMap>,
+    /// The store's size with this activation's writes applied.
+    store_bytes: usize,
     pub(super) writes: BTreeMap<String, Option<Json>>,
     pub(super) children: Vec<ChildStart>,
     pub(super) sent: Vec<SentEvent>,
@@ -197,9 +207,10 @@ impl ActivationState {
             handler,
             sequence,
             committed,
+            committed_bytes,
         } = input;
-        let stdout = MemoryOutputPipe::new(limits.log_bytes);
-        let stderr = MemoryOutputPipe::new(limits.log_bytes);
+        let stdout = BoundedOutput::new(limits.log_bytes);
+        let stderr = BoundedOutput::new(limits.log_bytes);
         // Nothing is granted: no preopened directories, no environment, no
         // arguments, no network; stdout/stderr are captured, bounded.
         let wasi = WasiCtx::builder()
@@ -222,6 +233,7 @@ impl ActivationState {
             handler,
             sequence,
             committed,
+            store_bytes: committed_bytes,
             writes: BTreeMap::new(),
             children: Vec::new(),
             sent: Vec::new(),
@@ -231,6 +243,15 @@ impl ActivationState {
             violation: None,
             memory_exceeded: false,
             host_fault: None,
+        }
+    }
+
+    /// What `key` counts for in the store now (0 when absent).
+    fn current_size(&self, key: &str) -> usize {
+        match self.writes.get(key) {
+            Some(Some(v)) => entry_bytes(key, v),
+            Some(None) => 0,
+            None => self.committed.get(key).map_or(0, |v| entry_bytes(key, v)),
         }
     }
 
@@ -466,16 +487,25 @@ impl host::Host for ActivationState {
                 max as u64,
             )));
         }
-        match crate::model::parse_json(&value, &format!("store value for `{key}`")) {
-            Ok(json) => {
-                self.writes.insert(key, Some(json));
-                Ok(Ok(()))
-            }
-            Err(e) => Ok(Err(wit_error(WitKind::InvalidPayload, e.message))),
+        let json = match crate::model::parse_json(&value, &format!("store value for `{key}`")) {
+            Ok(json) => json,
+            Err(e) => return Ok(Err(wit_error(WitKind::InvalidPayload, e.message))),
+        };
+        let size = self.store_bytes - self.current_size(&key) + entry_bytes(&key, &json);
+        if size > self.limits.max_store_bytes {
+            return Err(self.stop(WorkflowError::quota(
+                "max_store_bytes",
+                size as u64,
+                self.limits.max_store_bytes as u64,
+            )));
         }
+        self.store_bytes = size;
+        self.writes.insert(key, Some(json));
+        Ok(Ok(()))
     }
 
     fn store_delete(&mut self, key: String) -> WasmResult<()> {
+        self.store_bytes -= self.current_size(&key);
         self.writes.insert(key, None);
         Ok(())
     }

@@ -204,6 +204,10 @@ pub enum RunGone {
     NotFound(RunId),
     #[error("run `{run_id}` is already {status}")]
     Terminal { run_id: RunId, status: RunStatus },
+    /// The run's inbox holds as many events as the `max_inbox_len` quota
+    /// allows.
+    #[error("the inbox of run `{run_id}` is full: {len} events (quota `max_inbox_len`)")]
+    InboxFull { run_id: RunId, len: u64 },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

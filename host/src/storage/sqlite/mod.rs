@@ -74,6 +74,7 @@ CREATE INDEX IF NOT EXISTS history_by_run ON history (run_id, id);
 CREATE TABLE IF NOT EXISTS components (
     version  TEXT PRIMARY KEY,
     bytes    BLOB NOT NULL,
+    file     TEXT,
     added_at INTEGER NOT NULL
 );
 ";
@@ -121,14 +122,17 @@ where
 /// The embedded store. Cheap to share behind an `Arc`; dropping the last
 /// handle stops the writer after it has finished what was queued.
 pub struct Storage {
+    /// The `max_inbox_len` quota.
+    max_inbox_len: u64,
     ops: Mutex<Option<mpsc::Sender<Box<dyn WriteOp>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<Readers>,
 }
 
 impl Storage {
-    /// Open (or create) the database at `path`.
-    pub fn open(path: &Path) -> Result<Storage, StorageError> {
+    /// Open (or create) the database at `path`. An inbox takes at most
+    /// `max_inbox_len` events.
+    pub fn open(path: &Path, max_inbox_len: u64) -> Result<Storage, StorageError> {
         let conn = open_connection(path)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -150,6 +154,7 @@ impl Storage {
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StorageError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Storage {
+            max_inbox_len,
             ops: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(writer)),
             readers: Arc::new(Readers {
@@ -189,13 +194,16 @@ impl Storage {
 
     /// Apply a state change of a run, durably, if it is still current.
     pub async fn commit(&self, commit: StateCommit) -> Result<CommitOutcome, StorageError> {
-        self.write(move |tx| transitions::commit(tx, &commit)).await
+        let max_inbox = self.max_inbox_len;
+        self.write(move |tx| transitions::commit(tx, &commit, max_inbox))
+            .await
     }
 
     /// Append an event to a live run's inbox, durably; dispatch it if the run
     /// waits.
     pub async fn deliver(&self, delivery: Delivery) -> Result<Effects, RunGone> {
-        self.write(move |tx| transitions::deliver_from_client(tx, &delivery))
+        let max_inbox = self.max_inbox_len;
+        self.write(move |tx| transitions::deliver_from_client(tx, &delivery, max_inbox))
             .await?
     }
 
@@ -207,7 +215,8 @@ impl Storage {
         reason: String,
         at_ms: u64,
     ) -> Result<Effects, RunGone> {
-        self.write(move |tx| transitions::cancel(tx, run_id, &reason, at_ms))
+        let max_inbox = self.max_inbox_len;
+        self.write(move |tx| transitions::cancel(tx, run_id, &reason, at_ms, max_inbox))
             .await?
     }
 
@@ -218,43 +227,62 @@ impl Storage {
         reason: String,
         at_ms: u64,
     ) -> Result<Effects, RunGone> {
-        self.write(move |tx| transitions::terminate(tx, run_id, &reason, at_ms))
+        let max_inbox = self.max_inbox_len;
+        self.write(move |tx| transitions::terminate(tx, run_id, &reason, at_ms, max_inbox))
             .await?
     }
 
     /// Fail a live run whose workflow timeout has passed (`WorkflowTimeout`).
     pub async fn expire(&self, run_id: RunId, at_ms: u64) -> Result<Effects, StorageError> {
-        self.write(move |tx| transitions::expire(tx, run_id, at_ms))
+        let max_inbox = self.max_inbox_len;
+        self.write(move |tx| transitions::expire(tx, run_id, at_ms, max_inbox))
             .await
     }
 
-    /// Keep a component version's bytes (once per version).
+    /// Keep a component version's bytes (once per version), with the name
+    /// of the file it came from.
     pub async fn save_component(
         &self,
         version: &str,
+        file: Option<String>,
         bytes: Arc<[u8]>,
         at_ms: u64,
     ) -> Result<(), StorageError> {
         let version = version.to_owned();
         self.write(move |tx| {
             tx.prepare_cached(
-                "INSERT INTO components (version, bytes, added_at) VALUES (?1, ?2, ?3)
+                "INSERT INTO components (version, bytes, file, added_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (version) DO NOTHING",
             )?
-            .execute(params![version, &bytes[..], at_ms as i64])?;
+            .execute(params![version, &bytes[..], file, at_ms as i64])?;
             Ok(())
         })
         .await
     }
 
-    pub async fn component(&self, version: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    /// A kept component version's bytes and file name.
+    pub async fn component(
+        &self,
+        version: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StorageError> {
         let version = version.to_owned();
         self.read(move |c| {
             Ok(
-                c.prepare_cached("SELECT bytes FROM components WHERE version = ?1")?
-                    .query_row([version], |r| r.get(0))
+                c.prepare_cached("SELECT bytes, file FROM components WHERE version = ?1")?
+                    .query_row([version], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?,
             )
+        })
+        .await
+    }
+
+    /// How many history entries a run has.
+    pub async fn history_len(&self, run_id: RunId) -> Result<u64, StorageError> {
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM history WHERE run_id = ?1")?
+                .query_row([run_id.to_string()], |r| r.get(0))?;
+            Ok(n as u64)
         })
         .await
     }

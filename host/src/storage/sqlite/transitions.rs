@@ -97,14 +97,18 @@ fn insert_run(
     Ok(Ok(()))
 }
 
-pub(super) fn commit(tx: &Transaction<'_>, c: &StateCommit) -> Result<CommitOutcome, StorageError> {
+pub(super) fn commit(
+    tx: &Transaction<'_>,
+    c: &StateCommit,
+    max_inbox: u64,
+) -> Result<CommitOutcome, StorageError> {
     if c.children.is_empty() {
-        return commit_inner(tx, c);
+        return commit_inner(tx, c, max_inbox);
     }
     // Children are inserted first; if one's workflow id is taken, everything
     // this commit wrote is undone.
     tx.execute_batch("SAVEPOINT commit_with_children")?;
-    let outcome = commit_inner(tx, c)?;
+    let outcome = commit_inner(tx, c, max_inbox)?;
     if matches!(outcome, CommitOutcome::Conflict { .. }) {
         tx.execute_batch("ROLLBACK TO commit_with_children")?;
     }
@@ -112,7 +116,11 @@ pub(super) fn commit(tx: &Transaction<'_>, c: &StateCommit) -> Result<CommitOutc
     Ok(outcome)
 }
 
-fn commit_inner(tx: &Transaction<'_>, c: &StateCommit) -> Result<CommitOutcome, StorageError> {
+fn commit_inner(
+    tx: &Transaction<'_>,
+    c: &StateCommit,
+    max_inbox: u64,
+) -> Result<CommitOutcome, StorageError> {
     let run = c.run_id;
     let row: Option<(i64, String, Option<String>)> = tx
         .prepare_cached("SELECT seq, status, cancel_reason FROM runs WHERE run_id = ?1")?
@@ -151,7 +159,7 @@ fn commit_inner(tx: &Transaction<'_>, c: &StateCommit) -> Result<CommitOutcome, 
     }
     let mut effects = Effects::default();
     for delivery in &c.to_parent {
-        if let Err(gone) = deliver(tx, delivery, c.at_ms, &mut effects)? {
+        if let Err(gone) = deliver(tx, delivery, c.at_ms, max_inbox, &mut effects)? {
             insert_history(
                 tx,
                 run,
@@ -167,7 +175,14 @@ fn commit_inner(tx: &Transaction<'_>, c: &StateCommit) -> Result<CommitOutcome, 
     let seq = c.expected_seq + 1;
     // A cancel that arrived during the activation wins over its directive.
     if let Some(reason) = cancel_reason {
-        finish(tx, run, &Ending::Cancelled(&reason), c.at_ms, &mut effects)?;
+        finish(
+            tx,
+            run,
+            &Ending::Cancelled(&reason),
+            c.at_ms,
+            max_inbox,
+            &mut effects,
+        )?;
         return Ok(CommitOutcome::Applied {
             seq,
             next: None,
@@ -194,11 +209,25 @@ fn commit_inner(tx: &Transaction<'_>, c: &StateCommit) -> Result<CommitOutcome, 
             }
         }
         NextState::Completed(result) => {
-            finish(tx, run, &Ending::Completed(result), c.at_ms, &mut effects)?;
+            finish(
+                tx,
+                run,
+                &Ending::Completed(result),
+                c.at_ms,
+                max_inbox,
+                &mut effects,
+            )?;
             None
         }
         NextState::Failed(error) => {
-            finish(tx, run, &Ending::Failed(error), c.at_ms, &mut effects)?;
+            finish(
+                tx,
+                run,
+                &Ending::Failed(error),
+                c.at_ms,
+                max_inbox,
+                &mut effects,
+            )?;
             None
         }
     };
@@ -240,6 +269,7 @@ fn deliver(
     tx: &Transaction<'_>,
     delivery: &Delivery,
     at_ms: u64,
+    max_inbox: u64,
     effects: &mut Effects,
 ) -> Result<Result<(), RunGone>, StorageError> {
     let target = delivery.run_id;
@@ -257,6 +287,15 @@ fn deliver(
         return Ok(Err(RunGone::Terminal {
             run_id: target,
             status,
+        }));
+    }
+    let len: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM inbox WHERE run_id = ?1")?
+        .query_row([target.to_string()], |r| r.get(0))?;
+    if len as u64 >= max_inbox {
+        return Ok(Err(RunGone::InboxFull {
+            run_id: target,
+            len: len as u64,
         }));
     }
     tx.prepare_cached(
@@ -350,6 +389,7 @@ fn finish(
     run: RunId,
     ending: &Ending<'_>,
     at_ms: u64,
+    max_inbox: u64,
     effects: &mut Effects,
 ) -> Result<(), StorageError> {
     let (status, result, error, event) = match ending {
@@ -441,7 +481,7 @@ fn finish(
             kind: InboxKind::Notice,
             source: run_text.clone(),
         };
-        if let Err(gone) = deliver(tx, &notice, at_ms, effects)? {
+        if let Err(gone) = deliver(tx, &notice, at_ms, max_inbox, effects)? {
             insert_history(
                 tx,
                 run,
@@ -467,10 +507,17 @@ fn finish(
     for (child, policy) in children {
         let child = parse_run_id(&child)?;
         if policy == "terminate" {
-            finish(tx, child, &Ending::Terminated(&reason), at_ms, effects)?;
+            finish(
+                tx,
+                child,
+                &Ending::Terminated(&reason),
+                at_ms,
+                max_inbox,
+                effects,
+            )?;
         } else {
             // Selected live above, in this transaction: it cannot be gone.
-            let _ = cancel_live(tx, child, &reason, at_ms, effects)?;
+            let _ = cancel_live(tx, child, &reason, at_ms, max_inbox, effects)?;
         }
     }
     Ok(())
@@ -541,6 +588,7 @@ fn cancel_live(
     run: RunId,
     reason: &str,
     at_ms: u64,
+    max_inbox: u64,
     effects: &mut Effects,
 ) -> Result<Result<(), RunGone>, StorageError> {
     let (status, pending_cancel) = match live_status(tx, run)? {
@@ -548,7 +596,14 @@ fn cancel_live(
         Err(gone) => return Ok(Err(gone)),
     };
     if status == RunStatus::Waiting {
-        finish(tx, run, &Ending::Cancelled(reason), at_ms, effects)?;
+        finish(
+            tx,
+            run,
+            &Ending::Cancelled(reason),
+            at_ms,
+            max_inbox,
+            effects,
+        )?;
     } else if pending_cancel.is_none() {
         tx.prepare_cached("UPDATE runs SET cancel_reason = ?1, updated_at = ?2 WHERE run_id = ?3")?
             .execute(params![reason, at_ms as i64, run.to_string()])?;
@@ -567,10 +622,11 @@ fn cancel_live(
 pub(super) fn deliver_from_client(
     tx: &Transaction<'_>,
     delivery: &Delivery,
+    max_inbox: u64,
 ) -> Result<Result<Effects, RunGone>, StorageError> {
     let mut effects = Effects::default();
     let at_ms = crate::model::now_ms();
-    Ok(deliver(tx, delivery, at_ms, &mut effects)?.map(|()| effects))
+    Ok(deliver(tx, delivery, at_ms, max_inbox, &mut effects)?.map(|()| effects))
 }
 
 pub(super) fn cancel(
@@ -578,9 +634,10 @@ pub(super) fn cancel(
     run: RunId,
     reason: &str,
     at_ms: u64,
+    max_inbox: u64,
 ) -> Result<Result<Effects, RunGone>, StorageError> {
     let mut effects = Effects::default();
-    Ok(cancel_live(tx, run, reason, at_ms, &mut effects)?.map(|()| effects))
+    Ok(cancel_live(tx, run, reason, at_ms, max_inbox, &mut effects)?.map(|()| effects))
 }
 
 pub(super) fn terminate(
@@ -588,12 +645,20 @@ pub(super) fn terminate(
     run: RunId,
     reason: &str,
     at_ms: u64,
+    max_inbox: u64,
 ) -> Result<Result<Effects, RunGone>, StorageError> {
     if let Err(gone) = live_status(tx, run)? {
         return Ok(Err(gone));
     }
     let mut effects = Effects::default();
-    finish(tx, run, &Ending::Terminated(reason), at_ms, &mut effects)?;
+    finish(
+        tx,
+        run,
+        &Ending::Terminated(reason),
+        at_ms,
+        max_inbox,
+        &mut effects,
+    )?;
     Ok(Ok(effects))
 }
 
@@ -601,6 +666,7 @@ pub(super) fn expire(
     tx: &Transaction<'_>,
     run: RunId,
     at_ms: u64,
+    max_inbox: u64,
 ) -> Result<Effects, StorageError> {
     let mut effects = Effects::default();
     let deadline: Option<Option<i64>> = tx
@@ -616,7 +682,14 @@ pub(super) fn expire(
             ErrorKind::WorkflowTimeout,
             format!("run {run} did not finish before its workflow timeout"),
         );
-        finish(tx, run, &Ending::Failed(&error), at_ms, &mut effects)?;
+        finish(
+            tx,
+            run,
+            &Ending::Failed(&error),
+            at_ms,
+            max_inbox,
+            &mut effects,
+        )?;
     }
     Ok(effects)
 }

@@ -1,0 +1,351 @@
+//! The hostile-guest suite (SPEC 10): components written to do harm fail
+//! their own runs (or are rejected) with the right typed error; the host
+//! stays up and well-behaved runs next to them complete.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Sandbox, finish, result};
+use wasmflow_host::{Error, ErrorKind, Host, Plugins, RunId, RunStatus, StartOptions};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// Start `ty` with `input` and expect it to fail with `kind`; returns the
+/// error's message.
+async fn fails(host: &Host, run: RunId, kind: ErrorKind) -> String {
+    let done = finish(host, run, LIMIT).await;
+    assert_eq!(
+        done.status,
+        RunStatus::Failed,
+        "{:?}",
+        done.result.map(|r| r.get().to_owned())
+    );
+    let error = done.error.expect("an error");
+    assert_eq!(error.kind, kind, "{error}");
+    error.message
+}
+
+async fn start(host: &Host, ty: &str, input: serde_json::Value) -> RunId {
+    host.start(ty, &input.to_string(), StartOptions::new())
+        .await
+        .unwrap_or_else(|e| panic!("start {ty}: {e}"))
+        .run_id
+}
+
+/// A well-behaved run: `Counter` to `n`, checked to complete.
+async fn counter(host: &Host, n: u64) -> RunId {
+    start(host, "Counter", json!({"n": n})).await
+}
+
+async fn counts(host: &Host, run: RunId, n: u64) {
+    assert_eq!(result(&finish(host, run, LIMIT).await), json!(n));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loops_allocation_recursion_and_panics_fail_only_themselves() {
+    let sandbox = Sandbox::new(&["probe", "counter"]);
+    let host = sandbox
+        .builder()
+        .step_timeout(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap();
+    let good = counter(&host, 300).await;
+    let spinner = start(&host, "Spinner", json!({})).await;
+    let hog = start(&host, "Hog", json!({})).await;
+    let recurser = start(&host, "Recurser", json!({})).await;
+    let panicker = start(&host, "Panicker", json!({"message": "on purpose"})).await;
+
+    let msg = fails(&host, spinner, ErrorKind::StepTimeout).await;
+    assert!(msg.contains("step timeout"), "{msg}");
+    let msg = fails(&host, hog, ErrorKind::MemoryLimit).await;
+    assert!(msg.contains(&(64u64 << 20).to_string()), "{msg}");
+    fails(&host, recurser, ErrorKind::StackOverflow).await;
+    let msg = fails(&host, panicker, ErrorKind::Trap).await;
+    assert!(msg.contains("boom: on purpose"), "{msg}");
+    counts(&host, good, 300).await;
+
+    // Each failure is in its run's history, with the limit's error.
+    let history = host.history(hog).await.unwrap();
+    assert!(history.iter().any(|h| matches!(
+        &h.event,
+        wasmflow_host::HistoryEvent::ActivationFailed { error, .. } if error.kind == ErrorKind::MemoryLimit
+    )));
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_values_and_stores_exceed_their_quotas() {
+    let sandbox = Sandbox::new(&["hostile", "counter"]);
+    let host = sandbox
+        .builder()
+        .memory_limit(512 << 20)
+        .start()
+        .await
+        .unwrap();
+    let good = counter(&host, 200).await;
+    let big = start(&host, "BigValue", json!({"mib": 100})).await;
+    let keys = start(&host, "KeyFlood", json!({"n": 1_000_000})).await;
+
+    let msg = fails(&host, big, ErrorKind::QuotaExceeded).await;
+    assert!(msg.contains("max_value_bytes"), "{msg}");
+    let done = host.run(big).await.unwrap();
+    assert_eq!(
+        done.error.unwrap().details.unwrap()["limit"],
+        "max_value_bytes"
+    );
+    let msg = fails(&host, keys, ErrorKind::QuotaExceeded).await;
+    assert!(msg.contains("max_store_bytes"), "{msg}");
+    // The failed activation's writes are discarded.
+    assert!(host.store(keys).await.unwrap().is_empty());
+    counts(&host, good, 200).await;
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_of_children_and_events_exceed_their_quotas() {
+    let sandbox = Sandbox::new(&["hostile", "counter"]);
+    let host = sandbox.host().await;
+    let good = counter(&host, 200).await;
+    let children = start(&host, "ChildFlood", json!({"n": 100_000})).await;
+    let parent = start(&host, "FloodedParent", json!({"n": 100_000})).await;
+
+    let msg = fails(&host, children, ErrorKind::QuotaExceeded).await;
+    assert!(msg.contains("max_children_per_activation"), "{msg}");
+    assert!(
+        host.children(children).await.unwrap().is_empty(),
+        "no child was created"
+    );
+
+    // The flooding child fails; its parent hears of it and got no event.
+    let outcome = result(&finish(&host, parent, LIMIT).await);
+    assert_eq!(outcome["status"], "failed");
+    assert_eq!(outcome["error"]["kind"], "QuotaExceeded");
+    assert!(
+        outcome["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_events_per_activation")
+    );
+    let received = host
+        .history(parent)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|h| h.event.kind() == "event_received")
+        .count();
+    assert_eq!(received, 1, "only the completion notice arrived");
+    counts(&host, good, 200).await;
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_granted_files_sockets_environment() {
+    let sandbox = Sandbox::new(&["hostile"]);
+    let host = sandbox.host().await;
+    let fs = start(&host, "FsSnoop", json!({})).await;
+    let net = start(&host, "NetSnoop", json!({})).await;
+    let env = start(&host, "EnvSnoop", json!({})).await;
+
+    let msg = fails(&host, fs, ErrorKind::Trap).await;
+    assert!(msg.contains("reading /etc/passwd"), "{msg}");
+    let msg = fails(&host, net, ErrorKind::Trap).await;
+    assert!(msg.contains("connecting to 127.0.0.1:80"), "{msg}");
+    let seen = result(&finish(&host, env, LIMIT).await);
+    assert_eq!(seen["vars"], json!([]), "no environment");
+    assert_eq!(seen["args"], json!([]), "no arguments");
+    // The guest's idea of a working directory is its own, not the host's.
+    let host_cwd = std::env::current_dir().unwrap().display().to_string();
+    assert_ne!(seen["cwd"], json!(host_cwd));
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_output_is_bounded_not_fatal() {
+    let sandbox = Sandbox::new(&["hostile"]);
+    let host = sandbox.host().await;
+    let chatty = start(&host, "Chatty", json!({"mib": 4})).await;
+    assert_eq!(
+        result(&finish(&host, chatty, LIMIT).await),
+        json!("said it all")
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_that_cannot_be_trusted_to_load_are_rejected() {
+    let sandbox = Sandbox::new(&["describe-trap", "describe-loop", "evil-import", "counter"]);
+    let started = std::time::Instant::now();
+    let host = sandbox
+        .builder()
+        .describe_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let reason = |file: &str| {
+        host.plugins()
+            .rejected()
+            .iter()
+            .find(|r| r.file.ends_with(file))
+            .map(|r| r.reason.clone())
+            .unwrap_or_else(|| panic!("{file} was not rejected"))
+    };
+    let trap = reason("describe-trap.wasm");
+    assert!(
+        trap.contains("`describe` failed") && trap.contains("describe refuses to describe"),
+        "{trap}"
+    );
+    let stuck = reason("describe-loop.wasm");
+    assert!(
+        stuck.contains("`describe` failed") && stuck.contains("step timeout"),
+        "{stuck}"
+    );
+    let evil = reason("evil-import.wasm");
+    assert!(
+        evil.contains("test:evil/exfiltrate") && evil.contains("which the host does not provide"),
+        "{evil}"
+    );
+    // The directory's good plugin works.
+    let good = counter(&host, 50).await;
+    counts(&host, good, 50).await;
+    host.shutdown().await;
+
+    // The same answers without a host.
+    let inspected = Plugins::inspect(&sandbox.plugins()).await.unwrap();
+    assert_eq!(inspected.rejected().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_guests_run_next_to_well_behaved_load() {
+    let sandbox = Sandbox::new(&["probe", "hostile", "counter"]);
+    let host = sandbox
+        .builder()
+        .step_timeout(Duration::from_secs(3))
+        .max_children_per_activation(1_000)
+        .start()
+        .await
+        .unwrap();
+    let mut good = Vec::new();
+    for i in 0..40 {
+        good.push((30 + i, counter(&host, 30 + i).await));
+    }
+    let hostile = vec![
+        (
+            start(&host, "Spinner", json!({})).await,
+            ErrorKind::StepTimeout,
+        ),
+        (
+            start(&host, "Spinner", json!({})).await,
+            ErrorKind::StepTimeout,
+        ),
+        (start(&host, "Hog", json!({})).await, ErrorKind::MemoryLimit),
+        (
+            start(&host, "Recurser", json!({})).await,
+            ErrorKind::StackOverflow,
+        ),
+        (
+            start(&host, "ChildFlood", json!({"n": 100_000})).await,
+            ErrorKind::QuotaExceeded,
+        ),
+        (
+            start(&host, "KeyFlood", json!({"n": 1_000_000})).await,
+            ErrorKind::QuotaExceeded,
+        ),
+        (start(&host, "FsSnoop", json!({})).await, ErrorKind::Trap),
+        (
+            start(&host, "Panicker", json!({"message": "x"})).await,
+            ErrorKind::Trap,
+        ),
+    ];
+    for i in 40..80 {
+        good.push((30 + i, counter(&host, 30 + i).await));
+    }
+    for (n, run) in good {
+        counts(&host, run, n).await;
+    }
+    for (run, kind) in hostile {
+        fails(&host, run, kind).await;
+    }
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_is_back_pressure_not_an_error() {
+    let sandbox = Sandbox::new(&["counter"]);
+    let host = sandbox.builder().instance_slots(2).start().await.unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..60 {
+        runs.push(counter(&host, 20).await);
+    }
+    for run in runs {
+        counts(&host, run, 20).await;
+    }
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_can_have_a_lower_memory_cap() {
+    let sandbox = Sandbox::new(&["probe"]);
+    let host = sandbox
+        .builder()
+        .plugin_memory_limit("probe.wasm", 8 << 20)
+        .start()
+        .await
+        .unwrap();
+    let hog = start(&host, "Hog", json!({})).await;
+    let msg = fails(&host, hog, ErrorKind::MemoryLimit).await;
+    assert!(msg.contains(&(8u64 << 20).to_string()), "{msg}");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_inbox_rejects_events_naming_the_quota() {
+    let sandbox = Sandbox::new(&["family"]);
+    let host = sandbox.builder().max_inbox_len(3).start().await.unwrap();
+    let run = host
+        .start(
+            "Inbox",
+            r#"{"busy_ms": 1000}"#,
+            StartOptions::new().workflow_id("full"),
+        )
+        .await
+        .unwrap();
+    for i in 0..3 {
+        host.send("full", "note", &json!(format!("n{i}")).to_string())
+            .await
+            .unwrap();
+    }
+    let err = host
+        .send("full", "note", r#""one too many""#)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::QuotaExceeded), "{err}");
+    assert!(err.to_string().contains("max_inbox_len"), "{err}");
+    host.terminate("full", "done testing").await.unwrap();
+    assert!(matches!(
+        host.send("full", "note", r#""late""#).await,
+        Err(Error::RunTerminal { .. })
+    ));
+    let _ = run;
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_outgrows_its_history_fails_naming_the_quota() {
+    let sandbox = Sandbox::new(&["counter"]);
+    let host = sandbox
+        .builder()
+        .max_history_len(100)
+        .start()
+        .await
+        .unwrap();
+    let run = counter(&host, 1000).await;
+    let msg = fails(&host, run, ErrorKind::QuotaExceeded).await;
+    assert!(msg.contains("max_history_len"), "{msg}");
+    let short = counter(&host, 10).await;
+    counts(&host, short, 10).await;
+    host.shutdown().await;
+}
