@@ -247,3 +247,123 @@ fn limits_out_of_range_are_refused_at_start_up_naming_the_setting() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not FILE=MIB"));
 }
+
+#[test]
+fn serve_picks_up_plugins_and_stops_on_sigterm() {
+    let sandbox = Sandbox::new(&[]);
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args(["serve", "--plugins"])
+        .arg(sandbox.plugins())
+        .arg("--db")
+        .arg(sandbox.db())
+        .current_dir(sandbox.path())
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start wasmflow serve");
+    let stderr = serve.stderr.take().unwrap();
+    let lines = std::sync::mpsc::channel();
+    let (tx, rx) = lines;
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while std::time::Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                if line.contains(needle) {
+                    return line;
+                }
+                seen.push(line);
+            }
+        }
+        panic!("`{needle}` never logged; saw {seen:#?}");
+    };
+    wait_for("serving");
+    std::fs::copy(
+        support::component("hello"),
+        sandbox.plugins().join("hello.wasm"),
+    )
+    .unwrap();
+    let loaded = wait_for("workflow type loaded");
+    assert!(
+        loaded.contains("Greeter") && loaded.contains("hello.wasm") && loaded.contains("version"),
+        "{loaded}"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = serve.wait().unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[test]
+fn types_shows_in_flight_versions_and_upgrade_moves_runs() {
+    let sandbox = Sandbox::new(&[]);
+    std::fs::copy(
+        support::component("versioned-a"),
+        sandbox.plugins().join("versioned.wasm"),
+    )
+    .unwrap();
+    // Two runs left waiting by a host that stopped.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let host = sandbox.host().await;
+        for _ in 0..2 {
+            let run = host
+                .start(
+                    "Versioned",
+                    r#"{"wait_ms": 600000}"#,
+                    wasmflow_host::StartOptions::new(),
+                )
+                .await
+                .unwrap();
+            support::until(&host, run.run_id, std::time::Duration::from_secs(30), |r| {
+                r.status == wasmflow_host::RunStatus::Waiting
+            })
+            .await;
+        }
+        host.shutdown().await;
+    });
+    std::fs::copy(
+        support::component("versioned-b"),
+        sandbox.plugins().join("versioned.wasm"),
+    )
+    .unwrap();
+    let db = sandbox.db();
+    let out = wasmflow(&sandbox, &["types", "--db", db.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("in flight: 2 run(s) on version "),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("(current)"),
+        "the runs are on the old version: {listing}"
+    );
+
+    let out = wasmflow(
+        &sandbox,
+        &["upgrade", "Versioned", "--db", db.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(report.contains("2 run(s) moved to version"), "{report}");
+    assert_eq!(report.matches("  upgraded  ").count(), 2, "{report}");
+
+    let out = wasmflow(&sandbox, &["types", "--db", db.to_str().unwrap(), "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let versioned = &json["types"][0];
+    assert_eq!(versioned["in_flight"][0]["version"], versioned["version"]);
+    assert_eq!(versioned["in_flight"][0]["runs"], 2);
+}

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::defaults;
 use crate::error::{Error, ErrorKind, Result, WorkflowError};
 use crate::model::{HandlerKind, Pending, RunId, RunStatus, WorkflowTypeSpec, now_ms, parse_json};
-use crate::plugins::Plugins;
+use crate::plugins::{PluginDir, Plugins, ScanReport};
 use crate::sandbox::{
     BoxFuture, ChildRequest, ChildResolution, ComponentVersion, HostServices, ParentIdentity,
     RunIdentity, Sandbox, SandboxConfig, ServiceError, entry_bytes,
@@ -121,6 +121,13 @@ impl HostBuilder {
         self
     }
 
+    /// Where compiled components are cached so a restart does not compile
+    /// them again (default: `<db>.cache` beside the database).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.sandbox.cache_dir = Some(dir.into());
+        self
+    }
+
     /// The deadline of a component's `describe` when it is loaded (default
     /// 5 s).
     pub fn describe_timeout(mut self, timeout: Duration) -> Self {
@@ -217,35 +224,40 @@ impl HostBuilder {
     }
 
     /// Open the database, load the plugins and resume unfinished runs.
-    pub async fn start(self) -> Result<Host> {
+    pub async fn start(mut self) -> Result<Host> {
         self.check()?;
+        if self.sandbox.cache_dir.is_none() {
+            let mut dir = self.db.clone().into_os_string();
+            dir.push(".cache");
+            self.sandbox.cache_dir = Some(dir.into());
+        }
         let sandbox = Sandbox::new(self.sandbox).map_err(Error::Engine)?;
         let storage = Storage::open(&self.db, self.max_inbox_len)?;
-        let plugins = match &self.plugins {
-            Some(dir) => Plugins::load_dir(&sandbox, dir, &self.plugin_memory).await?,
-            None => Plugins::default(),
-        };
-        // Keep every loaded version in the database, so runs pinned to it can
-        // finish even when its file is replaced or gone.
-        for (file, component, bytes) in plugins.files() {
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
-            storage
-                .save_component(&component.hash, name, bytes.clone(), now_ms())
-                .await?;
-        }
+        let plugin_dir = self
+            .plugins
+            .map(|dir| PluginDir::new(dir, self.plugin_memory.clone()));
         let inner = Arc::new(Inner {
             sandbox,
             storage,
-            plugins,
+            plugin_dir,
             plugin_memory: self.plugin_memory,
             step_timeout: self.step_timeout,
             max_history_len: self.max_history_len,
             drivers: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
-            pinned: tokio::sync::Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
+        if let Some(dir) = &inner.plugin_dir {
+            let report = dir.scan(&inner.sandbox, true).await?;
+            inner.publish(report).await?;
+            let live = inner.storage.live_versions().await?;
+            let mut keep: Vec<String> = live.into_iter().map(|(_, v, _)| v).collect();
+            keep.extend(dir.snapshot().files().map(|(_, c, _)| c.hash.clone()));
+            inner.storage.prune_components(keep).await?;
+            watch(&inner);
+        }
         inner.resume().await?;
         Ok(Host { inner })
     }
@@ -296,7 +308,7 @@ pub struct Host {
 pub(crate) struct Inner {
     pub sandbox: Sandbox,
     pub storage: Storage,
-    pub plugins: Plugins,
+    plugin_dir: Option<PluginDir>,
     /// Memory caps of plugin files, by file name.
     plugin_memory: HashMap<String, usize>,
     pub step_timeout: Duration,
@@ -305,9 +317,9 @@ pub(crate) struct Inner {
     pub drivers: Mutex<HashMap<RunId, bool>>,
     /// Callers waiting for runs to end.
     pub watchers: Mutex<HashMap<RunId, Vec<oneshot::Sender<()>>>>,
-    /// Component versions loaded from the database for runs whose file is
-    /// gone.
-    pinned: tokio::sync::Mutex<HashMap<String, Arc<ComponentVersion>>>,
+    /// Every component version this host has loaded, by hash: runs pinned
+    /// to a version whose file was replaced or removed keep finding it.
+    versions: Mutex<HashMap<String, Arc<ComponentVersion>>>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -326,9 +338,9 @@ impl Host {
         }
     }
 
-    /// The workflow types the plugins provide, and the rejected files.
-    pub fn plugins(&self) -> &Plugins {
-        &self.inner.plugins
+    /// The workflow types the plugins provide now, and the rejected files.
+    pub fn plugins(&self) -> Arc<Plugins> {
+        self.inner.plugins()
     }
 
     /// Start a run of `workflow_type` with `input` (JSON text: an object whose
@@ -340,7 +352,8 @@ impl Host {
         input: &str,
         options: StartOptions,
     ) -> Result<Started> {
-        let entry = self.inner.plugins.get(workflow_type)?;
+        let plugins = self.inner.plugins();
+        let entry = plugins.get(workflow_type)?;
         let spec = entry.spec.clone();
         let value: serde_json::Value = serde_json::from_str(input).map_err(|e| {
             WorkflowError::new(
@@ -482,7 +495,8 @@ impl Host {
     /// Check, without sending it, that `event` with `payload` (JSON text;
     /// empty for none) would be accepted by a new run of `workflow_type`.
     pub fn check_event(&self, workflow_type: &str, event: &str, payload: &str) -> Result<()> {
-        let entry = self.inner.plugins.get(workflow_type)?;
+        let plugins = self.inner.plugins();
+        let entry = plugins.get(workflow_type)?;
         let payload = if payload.trim().is_empty() {
             "null"
         } else {
@@ -570,6 +584,28 @@ impl Host {
         Ok(run.run_id)
     }
 
+    /// Move the waiting runs of `workflow_type` to the version the plugins
+    /// directory provides now, at their next activation, where every handler
+    /// they can still reach exists in it; the others stay pinned and are
+    /// listed with the reason (see the README's "Upgrading running
+    /// workflows").
+    pub async fn upgrade(&self, workflow_type: &str) -> Result<crate::upgrade::UpgradeReport> {
+        let plugins = self.inner.plugins();
+        crate::upgrade::upgrade(&self.inner.storage, &plugins, workflow_type, |version| {
+            let inner = &self.inner;
+            async move {
+                inner
+                    .spec(&version, workflow_type)
+                    .await
+                    .map_err(|e| match e {
+                        ServiceError::Guest(e) => Error::Rejected(e),
+                        ServiceError::Host(fault) => Error::Engine(fault),
+                    })
+            }
+        })
+        .await
+    }
+
     /// The runs `run_id` started, oldest first.
     pub async fn children(&self, run_id: RunId) -> Result<Vec<RunRecord>> {
         Ok(self.inner.storage.children(run_id).await?)
@@ -634,15 +670,40 @@ impl Inner {
         Ok(())
     }
 
-    /// The component a run is pinned to: from the plugins directory, or from
-    /// the copy kept in the database.
-    async fn component(&self, version: &str) -> Result<Arc<ComponentVersion>> {
-        if let Some(c) = self.plugins.version(version) {
-            return Ok(c.clone());
+    /// The current plugins snapshot.
+    pub(crate) fn plugins(&self) -> Arc<Plugins> {
+        match &self.plugin_dir {
+            Some(dir) => dir.snapshot(),
+            None => Arc::default(),
         }
-        let mut pinned = self.pinned.lock().await;
-        if let Some(c) = pinned.get(version) {
-            return Ok(c.clone());
+    }
+
+    /// A loaded version by hash, if this host has it.
+    pub(crate) fn loaded_version(&self, version: &str) -> Option<Arc<ComponentVersion>> {
+        self.versions.lock().ok()?.get(version).cloned()
+    }
+
+    /// Keep the versions a scan loaded, in memory and in the database, so
+    /// runs pinned to them can finish even when their file is replaced or
+    /// gone, after a restart too.
+    async fn publish(&self, report: ScanReport) -> Result<()> {
+        for (file, component, bytes) in report.loaded {
+            if let Ok(mut versions) = self.versions.lock() {
+                versions.insert(component.hash.clone(), component.clone());
+            }
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            self.storage
+                .save_component(&component.hash, name, bytes, now_ms())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The component a run is pinned to: one this host loaded, or the copy
+    /// kept in the database.
+    async fn component(&self, version: &str) -> Result<Arc<ComponentVersion>> {
+        if let Some(c) = self.loaded_version(version) {
+            return Ok(c);
         }
         let (bytes, file) = self.storage.component(version).await?.ok_or_else(|| {
             Error::Engine(format!(
@@ -656,7 +717,11 @@ impl Inner {
             .await
             .map_err(|e| Error::Engine(format!("component version `{version}`: {e}")))?;
         let component = Arc::new(component);
-        pinned.insert(version.to_owned(), component.clone());
+        if let Ok(mut versions) = self.versions.lock() {
+            versions
+                .entry(version.to_owned())
+                .or_insert_with(|| component.clone());
+        }
         Ok(component)
     }
 
@@ -773,7 +838,8 @@ impl HostServices for Inner {
         request: &'a ChildRequest,
     ) -> BoxFuture<'a, std::result::Result<ChildResolution, ServiceError>> {
         Box::pin(async move {
-            let entry = self.plugins.get(&request.workflow_type)?;
+            let plugins = self.plugins();
+            let entry = plugins.get(&request.workflow_type)?;
             let start = entry.spec.start().ok_or_else(|| {
                 ServiceError::Host(format!(
                     "workflow type `{}` has no start handler",
@@ -832,4 +898,31 @@ impl HostServices for Inner {
             Ok(())
         })
     }
+}
+
+/// How often the plugins directory is looked at. A file is loaded once it
+/// held still for one period, so a new plugin is startable within about two.
+const WATCH_PERIOD: Duration = Duration::from_millis(200);
+
+/// Watch the plugins directory for the host's lifetime.
+fn watch(inner: &Arc<Inner>) {
+    let task_inner = inner.clone();
+    inner.tasks.spawn(async move {
+        let inner = task_inner;
+        let Some(dir) = &inner.plugin_dir else { return };
+        loop {
+            tokio::select! {
+                _ = inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(WATCH_PERIOD) => {}
+            }
+            match dir.scan(&inner.sandbox, false).await {
+                Ok(report) => {
+                    if let Err(e) = inner.publish(report).await {
+                        tracing::error!(error = %e, "cannot keep a plugin version");
+                    }
+                }
+                Err(e) => tracing::warn!(dir = %dir.path().display(), error = %e, "cannot scan the plugins directory"),
+            }
+        }
+    });
 }

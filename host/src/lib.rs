@@ -19,6 +19,7 @@
 //!
 //! See `ARCHITECTURE.md` for how the modules fit together.
 
+mod admin;
 pub mod defaults;
 mod error;
 mod host;
@@ -27,7 +28,9 @@ mod plugins;
 pub mod sandbox;
 mod scheduler;
 mod storage;
+mod upgrade;
 
+pub use admin::{Admin, LiveVersion};
 pub use error::{Error, ErrorKind, Result, WorkflowError};
 pub use host::{Host, HostBuilder, StartOptions, Started};
 pub use model::{
@@ -37,3 +40,4 @@ pub use model::{
 pub use plugins::{Plugins, Rejected, TypeEntry, short_version};
 pub use sandbox::ComponentVersion;
 pub use storage::{HistoryRecord, RunRecord, StorageError, Timer};
+pub use upgrade::{PinnedRun, UpgradeReport};

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use wasmflow_host::{Host, HostBuilder, Plugins, RunStatus, StartOptions, short_version};
+use std::sync::Arc;
+
+use wasmflow_host::{
+    Admin, Host, HostBuilder, LiveVersion, Plugins, RunStatus, StartOptions, short_version,
+};
 
 #[derive(Parser)]
 #[command(
@@ -23,10 +27,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the host: drive every run in the database and pick up plugins
+    /// added, replaced or removed while it runs. Ctrl-C or SIGTERM stops it.
+    Serve(Box<HostArgs>),
     /// Run one workflow in-process on the embedded store and print its result.
     Run(Box<RunArgs>),
-    /// List the workflow types and handlers a plugins directory provides.
+    /// List the workflow types a plugins directory provides: handlers,
+    /// versions, the versions live runs are pinned to, rejected files.
     Types(TypesArgs),
+    /// Move the waiting runs of a workflow type to the newest version of its
+    /// plugin, where every handler they can still reach exists in it.
+    Upgrade(UpgradeArgs),
 }
 
 #[derive(Args)]
@@ -155,20 +166,39 @@ struct RunArgs {
 struct TypesArgs {
     #[command(flatten)]
     plugins: PluginsArg,
+    /// The database whose live runs' versions to show (skipped if it does
+    /// not exist).
+    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
+    db: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
 }
 
+#[derive(Args)]
+struct UpgradeArgs {
+    /// The workflow type whose waiting runs to move.
+    workflow_type: String,
+    #[command(flatten)]
+    plugins: PluginsArg,
+    /// The database.
+    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
+    db: PathBuf,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The commands print what matters themselves; logs add the guests' own
-    // lines (and anything `RUST_LOG` asks for).
+    // `serve` logs what it does; the other commands print what matters
+    // themselves and log the guests' own lines. `RUST_LOG` overrides.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "error,wasmflow::guest=info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "error,wasmflow::guest=info".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -183,8 +213,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => serve(*args).await,
             Command::Run(args) => run(*args).await,
             Command::Types(args) => types(args).await,
+            Command::Upgrade(args) => upgrade(args).await,
         }
     });
     match result {
@@ -194,6 +226,72 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
+    let host = args.builder().start().await?;
+    let plugins = host.plugins();
+    tracing::info!(
+        plugins = %args.plugins.plugins.display(),
+        db = %args.db.display(),
+        types = plugins.types().len(),
+        rejected = plugins.rejected().len(),
+        "serving; Ctrl-C or SIGTERM stops"
+    );
+    shutdown_signal().await;
+    tracing::info!("stopping: activations in progress will run again on the next start");
+    host.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn upgrade(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
+    if !args.db.exists() {
+        anyhow::bail!("database `{}` does not exist", args.db.display());
+    }
+    let admin = Admin::open(&args.db, &args.plugins.plugins).await?;
+    let report = admin.upgrade(&args.workflow_type).await?;
+    println!(
+        "{}: {} run(s) moved to version {}, {} left pinned",
+        report.workflow_type,
+        report.upgraded.len(),
+        short_version(&report.version),
+        report.pinned.len()
+    );
+    for run in &report.upgraded {
+        println!("  upgraded  {run}");
+    }
+    for pinned in &report.pinned {
+        println!(
+            "  pinned    {} (version {}): {}",
+            pinned.run_id,
+            short_version(&pinned.version),
+            pinned.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -261,17 +359,36 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn types(args: TypesArgs) -> anyhow::Result<ExitCode> {
-    let plugins = Plugins::inspect(&args.plugins.plugins).await?;
+    // With a database, the versions live runs hold; a missing one is not
+    // created just to be empty.
+    let (plugins, live): (Arc<Plugins>, Vec<LiveVersion>) = if args.db.exists() {
+        let admin = Admin::open(&args.db, &args.plugins.plugins).await?;
+        let live = admin.live_versions().await?;
+        (Arc::new(admin.plugins().clone()), live)
+    } else {
+        (
+            Arc::new(Plugins::inspect(&args.plugins.plugins).await?),
+            Vec::new(),
+        )
+    };
+    let held = |name: &str| -> Vec<&LiveVersion> {
+        live.iter().filter(|l| l.workflow_type == name).collect()
+    };
     if args.json {
         let types: Vec<_> = plugins
             .types()
             .into_iter()
             .map(|(name, entry)| {
+                let in_flight: Vec<_> = held(name)
+                    .into_iter()
+                    .map(|l| serde_json::json!({"version": l.version, "runs": l.runs}))
+                    .collect();
                 serde_json::json!({
                     "name": name,
                     "version": entry.component.hash,
                     "file": entry.file.display().to_string(),
                     "handlers": entry.spec.handlers,
+                    "in_flight": in_flight,
                 })
             })
             .collect();
@@ -320,6 +437,29 @@ async fn types(args: TypesArgs) -> anyhow::Result<ExitCode> {
                     h.kind.as_str(),
                     h.name,
                     params.join(", ")
+                );
+            }
+            for l in held(name) {
+                let current = if l.version == entry.component.hash {
+                    " (current)"
+                } else {
+                    ""
+                };
+                println!(
+                    "  in flight: {} run(s) on version {}{current}",
+                    l.runs,
+                    short_version(&l.version)
+                );
+            }
+        }
+        // Types no plugin provides any more, still held by live runs.
+        for l in &live {
+            if plugins.get(&l.workflow_type).is_err() {
+                println!(
+                    "{}  (no plugin provides it now)\n  in flight: {} run(s) on version {}",
+                    l.workflow_type,
+                    l.runs,
+                    short_version(&l.version)
                 );
             }
         }

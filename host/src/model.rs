@@ -449,6 +449,12 @@ pub enum HistoryEvent {
     RunTerminated {
         reason: String,
     },
+    /// The run was moved to a newer version of its component; its next
+    /// activation runs the new code.
+    RunUpgraded {
+        from_version: String,
+        to_version: String,
+    },
 }
 
 impl HistoryEvent {
@@ -470,6 +476,7 @@ impl HistoryEvent {
             HistoryEvent::RunFailed { .. } => "run_failed",
             HistoryEvent::RunCancelled { .. } => "run_cancelled",
             HistoryEvent::RunTerminated { .. } => "run_terminated",
+            HistoryEvent::RunUpgraded { .. } => "run_upgraded",
         }
     }
 }

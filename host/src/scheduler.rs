@@ -266,7 +266,7 @@ fn start_child(inner: &Arc<Inner>, parent: &LiveRun, child: NewRun) {
     if let Some(due_ms) = child.deadline_ms {
         arm_deadline(inner, child.run_id, due_ms);
     }
-    let Some(entry) = inner.plugins.version(&child.version) else {
+    let Some(entry) = inner.loaded_version(&child.version) else {
         wake(inner, child.run_id, None);
         return;
     };

@@ -68,6 +68,10 @@ pub struct SandboxConfig {
     /// Memory caps, deadlines and epoch time-slicing. Only the benchmark
     /// turns this off, to measure what the limits cost.
     pub enforce_limits: bool,
+    /// Where compiled components are cached (keyed by content and engine
+    /// settings), so a restart does not compile them again. `None`: no
+    /// cache.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -84,6 +88,7 @@ impl Default for SandboxConfig {
             max_events_per_activation: d::MAX_EVENTS_PER_ACTIVATION,
             describe_timeout: d::DESCRIBE_TIMEOUT,
             enforce_limits: true,
+            cache_dir: None,
         }
     }
 }
@@ -205,6 +210,15 @@ impl Sandbox {
             .epoch_interruption(config.enforce_limits)
             .max_wasm_stack(config.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if let Some(dir) = &config.cache_dir {
+            let dir = std::path::absolute(dir)
+                .and_then(|d| std::fs::create_dir_all(&d).map(|()| d))
+                .map_err(|e| format!("compilation cache `{}`: {e}", dir.display()))?;
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            let cache = wasmtime::Cache::new(cache).map_err(|e| error_chain(&e))?;
+            cfg.cache(Some(cache));
+        }
         let engine = Engine::new(&cfg).map_err(|e| error_chain(&e))?;
 
         let mut linker = Linker::new(&engine);

@@ -236,6 +236,18 @@ pub struct RunRecord {
     pub updated_ms: u64,
 }
 
+/// What ties a waiting run to its code besides its event handlers: the
+/// steps its children's completion notices will run, and what its inbox
+/// holds.
+#[derive(Debug, Clone, Default)]
+pub struct Anchors {
+    /// `on_completed` steps of the run's live children.
+    pub child_steps: Vec<String>,
+    /// Inbox entries: name, and whether it is a completion notice (for a
+    /// step) rather than an event.
+    pub inbox: Vec<(String, bool)>,
+}
+
 /// One stored history entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryRecord {

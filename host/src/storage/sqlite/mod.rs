@@ -12,8 +12,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::{
-    CommitOutcome, CreateError, Delivery, Effects, HistoryRecord, NewRun, RunGone, RunRecord,
-    StateCommit, StorageError, Timer,
+    Anchors, CommitOutcome, CreateError, Delivery, Effects, HistoryRecord, NewRun, RunGone,
+    RunRecord, StateCommit, StorageError, Timer,
 };
 use crate::model::{HistoryEvent, Json, RunId, RunStatus, parse_json};
 use crate::sandbox::StoreMap;
@@ -274,6 +274,101 @@ impl Storage {
             )
         })
         .await
+    }
+
+    /// Forget component versions no live run is pinned to, except `keep`
+    /// (the versions the plugins directory provides now).
+    pub async fn prune_components(&self, keep: Vec<String>) -> Result<usize, StorageError> {
+        self.write(move |tx| {
+            let versions: Vec<String> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT version FROM components WHERE version NOT IN
+                     (SELECT version FROM runs WHERE status IN ('running', 'waiting'))",
+                )?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let mut pruned = 0;
+            for version in versions.iter().filter(|v| !keep.contains(v)) {
+                pruned += tx
+                    .prepare_cached("DELETE FROM components WHERE version = ?1")?
+                    .execute([version])?;
+            }
+            Ok(pruned)
+        })
+        .await
+    }
+
+    /// The component versions live runs are pinned to: `(workflow type,
+    /// version, runs)`.
+    pub async fn live_versions(&self) -> Result<Vec<(String, String, u64)>, StorageError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT workflow_type, version, COUNT(*) FROM runs
+                 WHERE status IN ('running', 'waiting')
+                 GROUP BY workflow_type, version ORDER BY workflow_type, version",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    /// The live runs of a workflow type.
+    pub async fn live_runs_of_type(
+        &self,
+        workflow_type: &str,
+    ) -> Result<Vec<RunRecord>, StorageError> {
+        let workflow_type = workflow_type.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE workflow_type = ?1
+                 AND status IN ('running', 'waiting') ORDER BY created_at, run_id"
+            ))?;
+            let rows = stmt.query_map([workflow_type], row_to_run)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    /// What ties a run to its code besides its handlers (see [`Anchors`]).
+    pub async fn anchors(&self, run_id: RunId) -> Result<Anchors, StorageError> {
+        self.read(move |c| {
+            let id = run_id.to_string();
+            let child_steps = {
+                let mut stmt = c.prepare_cached(
+                    "SELECT DISTINCT on_completed FROM runs WHERE parent_run_id = ?1
+                     AND status IN ('running', 'waiting') AND on_completed IS NOT NULL",
+                )?;
+                let rows = stmt.query_map([&id], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let inbox = {
+                let mut stmt = c.prepare_cached(
+                    "SELECT name, notice FROM inbox WHERE run_id = ?1 ORDER BY id",
+                )?;
+                let rows = stmt.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            Ok(Anchors { child_steps, inbox })
+        })
+        .await
+    }
+
+    /// Move a waiting run from version `from` to `to`, if it is still
+    /// waiting at sequence number `seq` on `from`. Returns whether it moved.
+    pub async fn upgrade_run(
+        &self,
+        run_id: RunId,
+        seq: u64,
+        from: String,
+        to: String,
+        at_ms: u64,
+    ) -> Result<bool, StorageError> {
+        self.write(move |tx| transitions::upgrade(tx, run_id, seq, &from, &to, at_ms))
+            .await
     }
 
     /// How many history entries a run has.

@@ -694,6 +694,36 @@ pub(super) fn expire(
     Ok(effects)
 }
 
+pub(super) fn upgrade(
+    tx: &Transaction<'_>,
+    run: RunId,
+    seq: u64,
+    from: &str,
+    to: &str,
+    at_ms: u64,
+) -> Result<bool, StorageError> {
+    let moved = tx
+        .prepare_cached(
+            // The sequence number stays: the run's timer stays valid.
+            "UPDATE runs SET version = ?1, updated_at = ?2
+             WHERE run_id = ?3 AND seq = ?4 AND status = 'waiting' AND version = ?5",
+        )?
+        .execute(params![to, at_ms as i64, run.to_string(), seq as i64, from])?;
+    if moved == 0 {
+        return Ok(false);
+    }
+    insert_history(
+        tx,
+        run,
+        at_ms,
+        &HistoryEvent::RunUpgraded {
+            from_version: from.to_owned(),
+            to_version: to.to_owned(),
+        },
+    )?;
+    Ok(true)
+}
+
 fn insert_history(
     tx: &Transaction<'_>,
     run_id: RunId,

@@ -1,0 +1,3 @@
+//! Test guest: version "a" of `Versioned` (see `../versioned.rs`).
+const LABEL: &str = "a";
+include!("../../versioned.rs");
