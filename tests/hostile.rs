@@ -60,6 +60,12 @@ async fn loops_allocation_recursion_and_panics_fail_only_themselves() {
 
     let msg = fails(&host, spinner, ErrorKind::StepTimeout).await;
     assert!(msg.contains("step timeout"), "{msg}");
+    let took =
+        host.run(spinner).await.unwrap().updated_ms - host.run(spinner).await.unwrap().created_ms;
+    assert!(
+        took >= 1000,
+        "the handler's own 1 s timeout applies: {took} ms"
+    );
     let msg = fails(&host, hog, ErrorKind::MemoryLimit).await;
     assert!(msg.contains(&(64u64 << 20).to_string()), "{msg}");
     fails(&host, recurser, ErrorKind::StackOverflow).await;
@@ -82,6 +88,7 @@ async fn oversized_values_and_stores_exceed_their_quotas() {
     let host = sandbox
         .builder()
         .memory_limit(512 << 20)
+        .step_timeout(Duration::from_secs(60))
         .start()
         .await
         .unwrap();
@@ -107,7 +114,12 @@ async fn oversized_values_and_stores_exceed_their_quotas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_of_children_and_events_exceed_their_quotas() {
     let sandbox = Sandbox::new(&["hostile", "counter"]);
-    let host = sandbox.host().await;
+    let host = sandbox
+        .builder()
+        .step_timeout(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
     let good = counter(&host, 200).await;
     let children = start(&host, "ChildFlood", json!({"n": 100_000})).await;
     let parent = start(&host, "FloodedParent", json!({"n": 100_000})).await;
@@ -221,9 +233,11 @@ async fn components_that_cannot_be_trusted_to_load_are_rejected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_guests_run_next_to_well_behaved_load() {
     let sandbox = Sandbox::new(&["probe", "hostile", "counter"]);
+    // Spinners end by their own 1 s timeout; the floods get all the time
+    // they need to reach their quotas on a loaded machine.
     let host = sandbox
         .builder()
-        .step_timeout(Duration::from_secs(3))
+        .step_timeout(Duration::from_secs(60))
         .max_children_per_activation(1_000)
         .start()
         .await

@@ -11,9 +11,11 @@
 //!
 //! Options (after `--`): `--runs R --steps N` for the concurrent figure;
 //! `--orders N` for Order/Payment; `--only
-//! instantiate|concurrent|sequential|order-payment|limits|plugins` for one
+//! instantiate|concurrent|sequential|order-payment|http|limits|plugins` for one
 //! figure. `plugins` prints how soon a new plugin file is startable and how
-//! long a host takes to start with 50 plugins, compiling and from the cache.
+//! long a host takes to start with 50 plugins, compiling and from the cache;
+//! `http` runs Order/Payment through the HTTP API with 64 concurrent
+//! clients on loopback.
 //! `limits` prints what memory caps, deadlines and epoch time-slicing cost:
 //! activations/s with them on and off, in the sandbox alone and durable.
 
@@ -118,6 +120,9 @@ fn main() -> anyhow::Result<()> {
         }
         if wanted("order-payment") {
             order_payment(&plugins, orders).await?;
+        }
+        if wanted("http") {
+            order_payment_http(&plugins, orders, 64).await?;
         }
         if wanted("plugins") {
             new_plugin_latency(&plugins).await?;
@@ -284,6 +289,94 @@ async fn order_payment(plugins: &std::path::Path, orders: usize) -> anyhow::Resu
         millis(latencies[sequential / 2]),
         millis(latencies[sequential * 99 / 100]),
     );
+    if let Ok(host) = Arc::try_unwrap(host) {
+        host.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Order/Payment through the HTTP API: `clients` concurrent clients on
+/// loopback, each starting an Order, sending `start_payment` and
+/// long-polling the result, until `orders` are done.
+async fn order_payment_http(
+    plugins: &std::path::Path,
+    orders: usize,
+    clients: usize,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let host = Arc::new(
+        Host::builder(dir.path().join("http.db"))
+            .plugins(plugins)
+            .start()
+            .await?,
+    );
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let app = wasmflow_host::api::router(host.clone(), None, stopping.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopping.cancelled().await })
+                .await
+        }
+    });
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let next = next.clone();
+            std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let base = format!("http://{addr}");
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= orders {
+                        return Ok(latencies);
+                    }
+                    let began = Instant::now();
+                    let id = format!("http-o{i}");
+                    let body = serde_json::json!({"type": "Order", "id": id,
+                        "input": {"order_id": id, "amount": 10.0}});
+                    let r = agent.post(format!("{base}/v1/workflows")).send_json(body)?;
+                    anyhow::ensure!(r.status() == 201, "start answered {}", r.status());
+                    let r = agent
+                        .post(format!("{base}/v1/workflows/{id}/events"))
+                        .send_json(serde_json::json!({"name": "start_payment"}))?;
+                    anyhow::ensure!(r.status() == 202, "send answered {}", r.status());
+                    let mut r = agent
+                        .get(format!("{base}/v1/workflows/{id}/result?wait_ms=60000"))
+                        .call()?;
+                    let done: serde_json::Value = r.body_mut().read_json()?;
+                    anyhow::ensure!(done["status"] == "completed", "order {id}: {done}");
+                    latencies.push(began.elapsed());
+                }
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(orders);
+    for worker in workers {
+        let done = tokio::task::spawn_blocking(move || worker.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        latencies.extend(done);
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    println!(
+        "order/payment over HTTP, {orders} by {clients} clients: {:.0} workflows/s ({:.2} s); latency p50 {:.1} ms, p99 {:.1} ms",
+        orders as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        millis(latencies[latencies.len() / 2]),
+        millis(latencies[latencies.len() * 99 / 100]),
+    );
+    stopping.cancel();
+    server.await??;
     if let Ok(host) = Arc::try_unwrap(host) {
         host.shutdown().await;
     }

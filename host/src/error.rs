@@ -27,6 +27,9 @@ pub enum ErrorKind {
     Cancelled,
     Terminated,
     Application,
+    /// A query name the run's workflow type has no handler for (host only:
+    /// guests never see it).
+    UnknownQuery,
 }
 
 impl ErrorKind {
@@ -50,6 +53,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "Cancelled",
             ErrorKind::Terminated => "Terminated",
             ErrorKind::Application => "Application",
+            ErrorKind::UnknownQuery => "UnknownQuery",
         }
     }
 }
@@ -123,6 +127,10 @@ pub enum Error {
     },
     #[error("wasm engine: {0}")]
     Engine(String),
+    /// A query handler failed (trapped, hit a limit, returned an error, or
+    /// tried to change the run).
+    #[error("the query failed: {0}")]
+    QueryFailed(WorkflowError),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
     #[error("the host is shutting down")]

@@ -14,11 +14,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::defaults;
 use crate::error::{Error, ErrorKind, Result, WorkflowError};
-use crate::model::{HandlerKind, Pending, RunId, RunStatus, WorkflowTypeSpec, now_ms, parse_json};
+use crate::metrics::Metrics;
+use crate::model::{
+    Directive, HandlerKind, Pending, RunId, RunStatus, WorkflowTypeSpec, json_value, now_ms,
+    parse_json,
+};
 use crate::plugins::{PluginDir, Plugins, ScanReport};
 use crate::sandbox::{
-    BoxFuture, ChildRequest, ChildResolution, ComponentVersion, HostServices, ParentIdentity,
-    RunIdentity, Sandbox, SandboxConfig, ServiceError, entry_bytes,
+    ActivationRequest, BoxFuture, ChildRequest, ChildResolution, ComponentVersion, HostServices,
+    ParentIdentity, RunIdentity, Sandbox, SandboxConfig, ServiceError, entry_bytes,
 };
 use crate::scheduler::{self, LiveRun};
 use crate::storage::{CreateError, Delivery, HistoryRecord, InboxKind, NewRun, RunRecord, Storage};
@@ -243,6 +247,7 @@ impl HostBuilder {
             plugin_memory: self.plugin_memory,
             step_timeout: self.step_timeout,
             max_history_len: self.max_history_len,
+            metrics: Metrics::default(),
             drivers: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             versions: Mutex::new(HashMap::new()),
@@ -268,6 +273,7 @@ impl HostBuilder {
 pub struct StartOptions {
     workflow_id: Option<String>,
     timeout: Option<Duration>,
+    return_existing: bool,
 }
 
 impl StartOptions {
@@ -288,6 +294,13 @@ impl StartOptions {
         self.timeout = Some(timeout);
         self
     }
+
+    /// When the workflow id already has an active run, return that run
+    /// (`Started::existing`) instead of a `WorkflowAlreadyRunning` error.
+    pub fn return_existing(mut self) -> Self {
+        self.return_existing = true;
+        self
+    }
 }
 
 /// A started run.
@@ -295,6 +308,16 @@ impl StartOptions {
 pub struct Started {
     pub run_id: RunId,
     pub workflow_id: String,
+    /// The workflow id already had this active run (with
+    /// [`StartOptions::return_existing`]); nothing was started.
+    pub existing: bool,
+}
+
+/// A run and its children, recursively.
+#[derive(Debug, Clone)]
+pub struct RunTree {
+    pub run: RunRecord,
+    pub children: Vec<RunTree>,
 }
 
 /// A running wasmflow host.
@@ -313,8 +336,9 @@ pub(crate) struct Inner {
     plugin_memory: HashMap<String, usize>,
     pub step_timeout: Duration,
     pub max_history_len: u64,
+    pub metrics: Metrics,
     /// Runs with a driver; `true` when it should look at the run again.
-    pub drivers: Mutex<HashMap<RunId, bool>>,
+    pub drivers: Mutex<HashMap<RunId, scheduler::Driver>>,
     /// Callers waiting for runs to end.
     pub watchers: Mutex<HashMap<RunId, Vec<oneshot::Sender<()>>>>,
     /// Every component version this host has loaded, by hash: runs pinned
@@ -414,6 +438,16 @@ impl Host {
             Err(CreateError::AlreadyActive {
                 workflow_id,
                 run_id,
+            }) if options.return_existing => {
+                return Ok(Started {
+                    run_id,
+                    workflow_id,
+                    existing: true,
+                });
+            }
+            Err(CreateError::AlreadyActive {
+                workflow_id,
+                run_id,
             }) => {
                 return Err(WorkflowError::new(
                     ErrorKind::WorkflowAlreadyRunning,
@@ -445,9 +479,11 @@ impl Host {
             scheduler::arm_deadline(&self.inner, run_id, due_ms);
         }
         scheduler::wake(&self.inner, run_id, Some(live));
+        self.inner.metrics.run_started(workflow_type);
         Ok(Started {
             run_id,
             workflow_id,
+            existing: false,
         })
     }
 
@@ -611,6 +647,151 @@ impl Host {
         Ok(self.inner.storage.children(run_id).await?)
     }
 
+    /// A run of `workflow_id`: `run_id` if given (it must belong to that
+    /// workflow id), else the latest.
+    pub async fn find_run(&self, workflow_id: &str, run_id: Option<RunId>) -> Result<RunRecord> {
+        match run_id {
+            None => self.latest_run(workflow_id).await,
+            Some(run_id) => {
+                let run = self.run(run_id).await?;
+                if run.workflow_id != workflow_id {
+                    return Err(Error::RunNotFound(format!("{workflow_id}/{run_id}")));
+                }
+                Ok(run)
+            }
+        }
+    }
+
+    /// Wait up to `limit` for the run to end; the run as it is then.
+    pub async fn wait_for(&self, run_id: RunId, limit: Duration) -> Result<RunRecord> {
+        match tokio::time::timeout(limit, self.wait(run_id)).await {
+            Ok(done) => done,
+            Err(_) => self.run(run_id).await,
+        }
+    }
+
+    /// Runs, newest first, optionally of one type and status; at most
+    /// `limit`.
+    pub async fn list(
+        &self,
+        workflow_type: Option<&str>,
+        status: Option<RunStatus>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
+        Ok(self
+            .inner
+            .storage
+            .list_runs(workflow_type.map(str::to_owned), status, limit)
+            .await?)
+    }
+
+    /// The run with its children and their children.
+    pub async fn tree(&self, run_id: RunId) -> Result<RunTree> {
+        let run = self.run(run_id).await?;
+        let mut root = RunTree {
+            run,
+            children: Vec::new(),
+        };
+        // Breadth first, without recursion in async code.
+        let mut queue: Vec<Vec<usize>> = vec![vec![]];
+        while let Some(path) = queue.pop() {
+            let mut node = &mut root;
+            for &i in &path {
+                node = &mut node.children[i];
+            }
+            let children = self.inner.storage.children(node.run.run_id).await?;
+            for (i, child) in children.into_iter().enumerate() {
+                node.children.push(RunTree {
+                    run: child,
+                    children: Vec::new(),
+                });
+                let mut child_path = path.clone();
+                child_path.push(i);
+                queue.push(child_path);
+            }
+        }
+        Ok(root)
+    }
+
+    /// Run the query handler `name` of a run with `args` (JSON text, bound
+    /// to its parameters like an event payload), in a fresh instance, on
+    /// the run's committed store, read-only. Live and finished runs alike.
+    pub async fn query(&self, run_id: RunId, name: &str, args: &str) -> Result<serde_json::Value> {
+        let run = self.run(run_id).await?;
+        let component = self.inner.component(&run.version).await?;
+        let spec = component
+            .workflow_type(&run.workflow_type)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Engine(format!(
+                    "component version `{}` does not provide `{}`",
+                    run.version, run.workflow_type
+                ))
+            })?;
+        let handler = spec.handler(HandlerKind::Query, name).ok_or_else(|| {
+            WorkflowError::new(
+                ErrorKind::UnknownQuery,
+                format!(
+                    "workflow type `{}` has no query `{name}`",
+                    run.workflow_type
+                ),
+            )
+        })?;
+        let args = if args.trim().is_empty() { "null" } else { args };
+        let input = parse_json(args, &format!("the arguments of query `{name}`"))?;
+        let value: serde_json::Value = serde_json::from_str(input.get())
+            .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
+        handler.check_payload(&value)?;
+        let store = self.inner.storage.store(run_id).await?;
+        let store_bytes = store.iter().map(|(k, v)| entry_bytes(k, v)).sum();
+        let request = ActivationRequest {
+            run: Arc::new(self.inner.identity(&run).await?),
+            spec: spec.clone(),
+            services: self.inner.clone(),
+            kind: HandlerKind::Query,
+            handler: name.to_owned(),
+            input,
+            sequence: run.seq,
+            store: Arc::new(store),
+            store_bytes,
+            timeout: handler.timeout.unwrap_or(self.inner.step_timeout),
+        };
+        let outcome = self.inner.sandbox.activate(&component, request).await;
+        if let Some(fault) = outcome.host_fault {
+            return Err(Error::Engine(fault));
+        }
+        match outcome.result {
+            Ok(Directive::Complete(value)) => Ok(json_value(&value)),
+            Ok(other) => Err(Error::QueryFailed(WorkflowError::new(
+                ErrorKind::InvalidPayload,
+                format!("query `{name}` returned a directive instead of a value: {other:?}"),
+            ))),
+            Err(e) => Err(Error::QueryFailed(e)),
+        }
+    }
+
+    /// The versions live runs are pinned to, by workflow type.
+    pub async fn live_versions(&self) -> Result<Vec<crate::admin::LiveVersion>> {
+        Ok(self
+            .inner
+            .storage
+            .live_versions()
+            .await?
+            .into_iter()
+            .map(|(workflow_type, version, runs)| crate::admin::LiveVersion {
+                workflow_type,
+                version,
+                runs,
+            })
+            .collect())
+    }
+
+    /// The host's metrics in the Prometheus text format.
+    pub async fn metrics(&self) -> Result<String> {
+        let depth = self.inner.storage.inbox_depth().await?;
+        Ok(self.inner.metrics.encode(depth))
+    }
+
     /// The run's history, oldest first.
     pub async fn history(&self, run_id: RunId) -> Result<Vec<HistoryRecord>> {
         Ok(self.inner.storage.history(run_id).await?)
@@ -687,7 +868,11 @@ impl Inner {
     /// runs pinned to them can finish even when their file is replaced or
     /// gone, after a restart too.
     async fn publish(&self, report: ScanReport) -> Result<()> {
+        for _ in &report.rejected {
+            self.metrics.plugin_rejected();
+        }
         for (file, component, bytes) in report.loaded {
+            self.metrics.plugin_loaded();
             if let Ok(mut versions) = self.versions.lock() {
                 versions.insert(component.hash.clone(), component.clone());
             }
@@ -731,7 +916,7 @@ impl Inner {
         let Some(record) = self.storage.run(run_id).await? else {
             return Ok(None);
         };
-        let (RunStatus::Running, Some(pending)) = (record.status, record.pending) else {
+        let (RunStatus::Running, Some(pending)) = (record.status, record.pending.clone()) else {
             return Ok(None);
         };
         let component = self.component(&record.version).await?;
@@ -744,6 +929,25 @@ impl Inner {
                     record.version, record.workflow_type
                 ))
             })?;
+        let identity = self.identity(&record).await?;
+        let store = self.storage.store(run_id).await?;
+        let store_bytes = store.iter().map(|(k, v)| entry_bytes(k, v)).sum();
+        let history_len = self.storage.history_len(run_id).await?;
+        Ok(Some(LiveRun {
+            run_id,
+            identity: Arc::new(identity),
+            component,
+            spec,
+            seq: record.seq,
+            pending,
+            store: Arc::new(store),
+            store_bytes,
+            history_len,
+        }))
+    }
+
+    /// Who a run is, as its guest sees it.
+    async fn identity(&self, record: &RunRecord) -> Result<RunIdentity> {
         let parent = match record.parent_run_id {
             Some(parent_id) => self.storage.run(parent_id).await?.map(|p| ParentIdentity {
                 workflow_type: p.workflow_type,
@@ -753,26 +957,13 @@ impl Inner {
             }),
             None => None,
         };
-        let store = self.storage.store(run_id).await?;
-        let store_bytes = store.iter().map(|(k, v)| entry_bytes(k, v)).sum();
-        let history_len = self.storage.history_len(run_id).await?;
-        Ok(Some(LiveRun {
-            run_id,
-            identity: Arc::new(RunIdentity {
-                workflow_type: record.workflow_type,
-                workflow_id: record.workflow_id,
-                run_id: run_id.to_string(),
-                version: record.version,
-                parent,
-            }),
-            component,
-            spec,
-            seq: record.seq,
-            pending,
-            store: Arc::new(store),
-            store_bytes,
-            history_len,
-        }))
+        Ok(RunIdentity {
+            workflow_type: record.workflow_type.clone(),
+            workflow_id: record.workflow_id.clone(),
+            run_id: record.run_id.to_string(),
+            version: record.version.clone(),
+            parent,
+        })
     }
 
     /// The spec of `workflow_type` in component `version`.

@@ -20,9 +20,11 @@
 //! See `ARCHITECTURE.md` for how the modules fit together.
 
 mod admin;
+pub mod api;
 pub mod defaults;
 mod error;
 mod host;
+mod metrics;
 mod model;
 mod plugins;
 pub mod sandbox;
@@ -32,7 +34,7 @@ mod upgrade;
 
 pub use admin::{Admin, LiveVersion};
 pub use error::{Error, ErrorKind, Result, WorkflowError};
-pub use host::{Host, HostBuilder, StartOptions, Started};
+pub use host::{Host, HostBuilder, RunTree, StartOptions, Started};
 pub use model::{
     Directive, HandlerKind, HandlerSpec, HistoryEvent, Json, ParamSpec, Pending, RunId, RunStatus,
     WorkflowTypeSpec,

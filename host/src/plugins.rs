@@ -177,6 +177,8 @@ pub struct ScanReport {
     pub loaded: Vec<(PathBuf, Arc<ComponentVersion>, Arc<[u8]>)>,
     /// Files removed.
     pub removed: Vec<PathBuf>,
+    /// Files rejected (each content once).
+    pub rejected: Vec<PathBuf>,
 }
 
 /// One plugins directory and its current snapshot.
@@ -242,6 +244,9 @@ impl PluginDir {
                 state.reported.retain(|(p, _)| p != path);
             }
             state.last = stamps;
+            // Name order: which of two files claiming a type wins is
+            // deterministic.
+            to_load.sort_by(|a, b| a.0.cmp(&b.0));
             (to_load, removed)
         };
 
@@ -253,8 +258,10 @@ impl PluginDir {
             report.removed.push(path);
         }
         for (path, stamp) in to_load {
-            if let Some(loaded) = self.load_file(sandbox, &path, stamp).await? {
-                report.loaded.push(loaded);
+            match self.load_file(sandbox, &path, stamp).await? {
+                Load::Loaded(loaded) => report.loaded.push(loaded),
+                Load::Rejected { first: true } => report.rejected.push(path),
+                Load::Rejected { first: false } | Load::Unchanged => {}
             }
         }
         Ok(report)
@@ -288,21 +295,13 @@ impl PluginDir {
     }
 
     /// Load one file and publish it, or record why not.
-    async fn load_file(
-        &self,
-        sandbox: &Sandbox,
-        path: &Path,
-        stamp: Stamp,
-    ) -> Result<Option<(PathBuf, Arc<ComponentVersion>, Arc<[u8]>)>, Error> {
+    async fn load_file(&self, sandbox: &Sandbox, path: &Path, stamp: Stamp) -> Result<Load, Error> {
         let started = Instant::now();
         let bytes: Arc<[u8]> = match std::fs::read(path) {
             Ok(bytes) => bytes.into(),
             // Gone again: the next scan notices.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                self.reject(path, stamp, "", format!("cannot be read: {e}"))?;
-                return Ok(None);
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Load::Unchanged),
+            Err(e) => return self.reject(path, stamp, "", format!("cannot be read: {e}")),
         };
         let hash = hex::encode(Sha256::digest(&bytes));
         let current = self.snapshot();
@@ -312,27 +311,21 @@ impl PluginDir {
             .is_some_and(|l| l.component.hash == hash)
         {
             self.mark_handled(path, stamp)?;
-            return Ok(None);
+            return Ok(Load::Unchanged);
         }
         let cap = path
             .file_name()
             .and_then(|n| self.memory.get(n.to_string_lossy().as_ref()).copied());
         let component = match sandbox.load(bytes.clone(), cap).await {
             Ok(component) => Arc::new(component),
-            Err(e) => {
-                self.reject(path, stamp, &hash, e.0)?;
-                return Ok(None);
-            }
+            Err(e) => return self.reject(path, stamp, &hash, e.0),
         };
         let next = match self
             .snapshot()
             .with_file(path, component.clone(), bytes.clone())
         {
             Ok(next) => next,
-            Err(reason) => {
-                self.reject(path, stamp, &hash, reason)?;
-                return Ok(None);
-            }
+            Err(reason) => return self.reject(path, stamp, &hash, reason),
         };
         self.current.store(Arc::new(next));
         self.mark_handled(path, stamp)?;
@@ -345,7 +338,7 @@ impl PluginDir {
                 "workflow type loaded"
             );
         }
-        Ok(Some((path.to_owned(), component, bytes)))
+        Ok(Load::Loaded((path.to_owned(), component, bytes)))
     }
 
     fn mark_handled(&self, path: &Path, stamp: Stamp) -> Result<(), Error> {
@@ -355,7 +348,7 @@ impl PluginDir {
     }
 
     /// Record a rejection; the previous version of the file stays active.
-    fn reject(&self, path: &Path, stamp: Stamp, hash: &str, reason: String) -> Result<(), Error> {
+    fn reject(&self, path: &Path, stamp: Stamp, hash: &str, reason: String) -> Result<Load, Error> {
         let first = {
             let mut state = self.scan.lock().map_err(|_| poisoned())?;
             state.handled.insert(path.to_owned(), stamp);
@@ -367,8 +360,18 @@ impl PluginDir {
         if first {
             tracing::warn!(file = %path.display(), %reason, "plugin rejected; its previous version, if any, stays active");
         }
-        Ok(())
+        Ok(Load::Rejected { first })
     }
+}
+
+/// What loading one file did.
+enum Load {
+    Loaded((PathBuf, Arc<ComponentVersion>, Arc<[u8]>)),
+    /// `first`: this content was not reported before.
+    Rejected {
+        first: bool,
+    },
+    Unchanged,
 }
 
 fn poisoned() -> Error {

@@ -12,14 +12,17 @@
 //! through their typed APIs.
 
 use std::collections::hash_map::Entry;
+
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::error::{ErrorKind, WorkflowError};
 use crate::host::Inner;
 use crate::model::{
-    Directive, HandlerKind, HistoryEvent, Pending, RunId, WorkflowTypeSpec, json_null, json_value,
-    now_ms,
+    Directive, HandlerKind, HistoryEvent, Pending, RunId, RunStatus, WorkflowTypeSpec, json_null,
+    json_value, now_ms,
 };
 use crate::sandbox::{
     ActivationOutcome, ActivationRequest, ComponentVersion, LogLevel, ParentIdentity, RunIdentity,
@@ -46,31 +49,59 @@ pub(crate) struct LiveRun {
     pub history_len: u64,
 }
 
+/// The driver of one run in this host.
+pub(crate) struct Driver {
+    /// Look at the run again when the current work is done.
+    poked: bool,
+    /// Abandon the activation in progress: the run ended under the driver
+    /// (terminated, timed out).
+    abort: CancellationToken,
+}
+
 /// Make sure a driver works on `run_id`. `seed` is the run's state when the
 /// caller has it; otherwise the driver loads it.
 pub(crate) fn wake(inner: &Arc<Inner>, run_id: RunId, seed: Option<LiveRun>) {
-    {
+    let abort = {
         let Ok(mut drivers) = inner.drivers.lock() else {
             return;
         };
         match drivers.entry(run_id) {
             // A driver is on it: have it look again when it is done.
             Entry::Occupied(mut e) => {
-                e.insert(true);
+                e.get_mut().poked = true;
                 return;
             }
             Entry::Vacant(e) => {
-                e.insert(false);
+                let abort = inner.shutdown.child_token();
+                e.insert(Driver {
+                    poked: false,
+                    abort: abort.clone(),
+                });
+                abort
             }
         }
-    }
+    };
     let task_inner = inner.clone();
     inner
         .tasks
-        .spawn(async move { drive(task_inner, run_id, seed).await });
+        .spawn(async move { drive(task_inner, run_id, seed, abort).await });
 }
 
-async fn drive(inner: Arc<Inner>, run_id: RunId, mut seed: Option<LiveRun>) {
+/// Abandon the activation a driver of this host runs for `run_id`, if any.
+fn abort(inner: &Inner, run_id: RunId) {
+    if let Ok(drivers) = inner.drivers.lock()
+        && let Some(driver) = drivers.get(&run_id)
+    {
+        driver.abort.cancel();
+    }
+}
+
+async fn drive(
+    inner: Arc<Inner>,
+    run_id: RunId,
+    mut seed: Option<LiveRun>,
+    abort: CancellationToken,
+) {
     loop {
         let live = match seed.take() {
             Some(live) => Some(live),
@@ -83,15 +114,29 @@ async fn drive(inner: Arc<Inner>, run_id: RunId, mut seed: Option<LiveRun>) {
             },
         };
         let reload = match live {
-            Some(live) => run_until_parked(&inner, live).await == Parked::Reload,
+            Some(live) => {
+                // Every log line about the run carries its ids.
+                let span = tracing::info_span!(
+                    "run",
+                    %run_id,
+                    workflow_id = %live.identity.workflow_id,
+                    workflow_type = %live.identity.workflow_type,
+                );
+                run_until_parked(&inner, live, &abort)
+                    .instrument(span)
+                    .await
+                    == Parked::Reload
+            }
             None => false,
         };
         let Ok(mut drivers) = inner.drivers.lock() else {
             return;
         };
-        let poked = drivers.get(&run_id) == Some(&true);
-        if (poked || reload) && !inner.shutdown.is_cancelled() {
-            drivers.insert(run_id, false);
+        let poked = drivers.get(&run_id).is_some_and(|d| d.poked);
+        if (poked || reload) && !abort.is_cancelled() {
+            if let Some(d) = drivers.get_mut(&run_id) {
+                d.poked = false;
+            }
             continue;
         }
         drivers.remove(&run_id);
@@ -108,8 +153,13 @@ enum Parked {
     Reload,
 }
 
-/// Execute activations until the run waits, ends, or the host shuts down.
-async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
+/// Execute activations until the run waits, ends, the host shuts down or
+/// `abort` says the run ended under the driver.
+async fn run_until_parked(
+    inner: &Arc<Inner>,
+    mut live: LiveRun,
+    abort: &CancellationToken,
+) -> Parked {
     loop {
         let handler = live
             .spec
@@ -133,13 +183,18 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
                     timeout: h.timeout.unwrap_or(inner.step_timeout),
                 };
                 tokio::select! {
-                    _ = inner.shutdown.cancelled() => return Parked::Done,
+                    _ = abort.cancelled() => return Parked::Done,
                     outcome = inner.sandbox.activate(&live.component, request) => outcome,
                 }
             }
             None => ActivationOutcome::failed(missing_handler(&live.spec, &live.pending)),
         };
         emit_logs(&live, &outcome);
+        inner.metrics.activation(
+            &live.identity.workflow_type,
+            outcome.result.is_ok(),
+            outcome.duration,
+        );
         if let Some(fault) = &outcome.host_fault {
             // Not the guest's doing: nothing is committed, the activation
             // runs again.
@@ -181,7 +236,10 @@ async fn run_until_parked(inner: &Arc<Inner>, mut live: LiveRun) -> Parked {
         };
         let writes = commit.writes.clone();
         let history_len = commit.history.len() as u64;
-        let (seq, next, effects) = match inner.storage.commit(commit).await {
+        let committing = std::time::Instant::now();
+        let committed = inner.storage.commit(commit).await;
+        inner.metrics.commit(committing.elapsed());
+        let (seq, next, effects) = match committed {
             Ok(CommitOutcome::Applied { seq, next, effects }) => (seq, next, effects),
             // The run moved on without this driver (terminated, or a host
             // that was stopping committed late): start over from storage.
@@ -256,8 +314,14 @@ pub(crate) fn apply_effects(inner: &Arc<Inner>, effects: Effects) {
     for run_id in effects.woken {
         wake(inner, run_id, None);
     }
-    for run_id in effects.finished {
-        inner.notify_terminal(run_id);
+    for ended in effects.finished {
+        inner.metrics.run_ended(&ended.workflow_type, ended.status);
+        // A run that was ended from outside (terminated, timed out, a
+        // parent's close policy) stops its activation now.
+        if matches!(ended.status, RunStatus::Terminated | RunStatus::Failed) {
+            abort(inner, ended.run_id);
+        }
+        inner.notify_terminal(ended.run_id);
     }
 }
 

@@ -79,6 +79,16 @@ mod order {
         ctx.store.put("txn_id", &txn_id)?;
         Ok(ctx.next.complete(txn_id))
     }
+
+    /// Where the order stands (`wasmflow query <id> summary`).
+    #[query]
+    fn summary(ctx: &mut Context) -> Result<serde_json::Value> {
+        Ok(json!({
+            "order_id": ctx.store.get::<String>("order_id")?,
+            "amount": ctx.store.get::<f64>("amount")?,
+            "txn_id": ctx.store.try_get::<String>("txn_id")?,
+        }))
+    }
 }
 
 // Both workflows are registered in the same component.

@@ -307,6 +307,7 @@ impl Sandbox {
                 sequence: 0,
                 committed: Arc::default(),
                 committed_bytes: 0,
+                read_only: true,
             },
         );
         let result = async {
@@ -409,6 +410,7 @@ impl Sandbox {
                 sequence: request.sequence,
                 committed: request.store,
                 committed_bytes: request.store_bytes,
+                read_only: request.kind == HandlerKind::Query,
             },
         );
         let activation = wit::Activation {
@@ -594,6 +596,8 @@ fn wit_kind_of(kind: ErrorKind) -> wit::ErrorKind {
         ErrorKind::Cancelled => wit::ErrorKind::Cancelled,
         ErrorKind::Terminated => wit::ErrorKind::Terminated,
         ErrorKind::Application => wit::ErrorKind::Application,
+        // Not in the WIT world: the host never hands it to a guest.
+        ErrorKind::UnknownQuery => wit::ErrorKind::UnknownStep,
     }
 }
 

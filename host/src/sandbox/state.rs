@@ -134,6 +134,9 @@ pub struct ActivationInput {
     pub committed: Arc<StoreMap>,
     /// The committed store's size: the sum of its keys' and values' lengths.
     pub committed_bytes: usize,
+    /// A query: it may read the store but not write it, start children or
+    /// send events.
+    pub read_only: bool,
 }
 
 /// The size a store entry counts for in the `max_store_bytes` quota.
@@ -172,6 +175,7 @@ pub struct ActivationState {
     pub(super) stdout: BoundedOutput,
     pub(super) stderr: BoundedOutput,
     pub(super) limits: ActivationLimits,
+    read_only: bool,
     pub(super) deadline: Instant,
     run: Arc<RunIdentity>,
     spec: Option<Arc<WorkflowTypeSpec>>,
@@ -208,6 +212,7 @@ impl ActivationState {
             sequence,
             committed,
             committed_bytes,
+            read_only,
         } = input;
         let stdout = BoundedOutput::new(limits.log_bytes);
         let stderr = BoundedOutput::new(limits.log_bytes);
@@ -226,6 +231,7 @@ impl ActivationState {
             stdout,
             stderr,
             limits,
+            read_only,
             deadline,
             run,
             spec,
@@ -274,6 +280,17 @@ impl ActivationState {
         }
         self.log_bytes += message.len();
         self.logs.push(LogLine { level, message });
+    }
+
+    /// Stop a query that tried to change something.
+    fn refuse_in_query(&mut self, what: &str) -> WasmResult<()> {
+        if self.read_only {
+            return Err(self.stop(WorkflowError::new(
+                ErrorKind::NotSupported,
+                format!("a query is read-only: it cannot {what}"),
+            )));
+        }
+        Ok(())
     }
 
     /// Fail the activation with `error` now: the guest is stopped.
@@ -479,6 +496,7 @@ impl host::Host for ActivationState {
     }
 
     fn store_put(&mut self, key: String, value: String) -> WasmResult<Result<(), wit::Error>> {
+        self.refuse_in_query("write the store")?;
         let max = self.limits.max_value_bytes;
         if value.len() > max {
             return Err(self.stop(WorkflowError::quota(
@@ -505,6 +523,7 @@ impl host::Host for ActivationState {
     }
 
     fn store_delete(&mut self, key: String) -> WasmResult<()> {
+        self.refuse_in_query("write the store")?;
         self.store_bytes -= self.current_size(&key);
         self.writes.insert(key, None);
         Ok(())
@@ -514,6 +533,7 @@ impl host::Host for ActivationState {
         &mut self,
         child: wit::ChildStart,
     ) -> WasmResult<Result<wit::ChildHandle, wit::Error>> {
+        self.refuse_in_query("start children")?;
         if self.children.len() >= self.limits.max_children {
             let max = self.limits.max_children as u64;
             return Err(self.stop(WorkflowError::quota(
@@ -531,6 +551,7 @@ impl host::Host for ActivationState {
         event: String,
         payload: String,
     ) -> WasmResult<Result<(), wit::Error>> {
+        self.refuse_in_query("send events")?;
         if self.sent.len() >= self.limits.max_events_sent {
             let max = self.limits.max_events_sent as u64;
             return Err(self.stop(WorkflowError::quota(

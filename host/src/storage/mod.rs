@@ -176,7 +176,15 @@ pub struct Effects {
     /// Runs that became `running` (an inbox event was dispatched to them).
     pub woken: Vec<RunId>,
     /// Runs that reached a terminal state.
-    pub finished: Vec<RunId>,
+    pub finished: Vec<Finished>,
+}
+
+/// A run that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub run_id: RunId,
+    pub workflow_type: String,
+    pub status: RunStatus,
 }
 
 /// What became of a commit.

@@ -434,6 +434,39 @@ impl Storage {
         .await
     }
 
+    /// Runs, newest first, optionally of one type and status.
+    pub async fn list_runs(
+        &self,
+        workflow_type: Option<String>,
+        status: Option<RunStatus>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StorageError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs
+                 WHERE (?1 IS NULL OR workflow_type = ?1) AND (?2 IS NULL OR status = ?2)
+                 ORDER BY created_at DESC, run_id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(
+                params![workflow_type, status.map(|s| s.as_str()), limit as i64],
+                row_to_run,
+            )?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    /// Events waiting in all inboxes.
+    pub async fn inbox_depth(&self) -> Result<u64, StorageError> {
+        self.read(|c| {
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM inbox")?
+                .query_row([], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     /// A run's children, oldest first.
     pub async fn children(&self, run_id: RunId) -> Result<Vec<RunRecord>, StorageError> {
         self.read(move |c| {

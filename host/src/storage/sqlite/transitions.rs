@@ -9,7 +9,7 @@ use super::{parse_run_id, to_json};
 use crate::error::{ErrorKind, WorkflowError};
 use crate::model::{HistoryEvent, Json, Pending, RunId, RunStatus, json_value};
 use crate::storage::{
-    CommitOutcome, CreateError, Delivery, Effects, InboxKind, NewRun, NextState, RunGone,
+    CommitOutcome, CreateError, Delivery, Effects, Finished, InboxKind, NewRun, NextState, RunGone,
     StateCommit, StorageError, Timer,
 };
 
@@ -430,24 +430,29 @@ fn finish(
         ),
     };
     let run_text = run.to_string();
-    let ended: Option<(String, Option<String>, Option<String>)> = tx
+    type Ended = (String, String, Option<String>, Option<String>);
+    let ended: Option<Ended> = tx
         .prepare_cached(&format!(
             "UPDATE runs SET seq = seq + 1, status = ?1, pending = NULL, timer_at = NULL,
                  timer_step = NULL, result = ?2, error = ?3, cancel_reason = NULL,
                  updated_at = ?4
              WHERE run_id = ?5 AND {LIVE}
-             RETURNING workflow_id, parent_run_id, on_completed"
+             RETURNING workflow_id, workflow_type, parent_run_id, on_completed"
         ))?
         .query_row(
             params![status.as_str(), result, error, at_ms as i64, &run_text],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let Some((workflow_id, parent, on_completed)) = ended else {
+    let Some((workflow_id, workflow_type, parent, on_completed)) = ended else {
         return Ok(());
     };
     insert_history(tx, run, at_ms, &event)?;
-    effects.finished.push(run);
+    effects.finished.push(Finished {
+        run_id: run,
+        workflow_type,
+        status,
+    });
 
     // Events nobody will handle any more.
     let dropped: Vec<String> = {

@@ -251,6 +251,21 @@ mod inbox {
     fn on_finish(ctx: &mut Context) -> Result<Directive> {
         Ok(ctx.next.complete(ctx.store.try_get::<Value>("seen")?))
     }
+
+    /// What it handled so far, the last `last` entries (all without).
+    #[query]
+    fn seen(ctx: &mut Context, last: Option<usize>) -> Result<Value> {
+        let seen: Vec<Value> = ctx.store.try_get("seen")?.unwrap_or_default();
+        let skip = last.map_or(0, |n| seen.len().saturating_sub(n));
+        Ok(Value::from(seen[skip..].to_vec()))
+    }
+
+    /// Tries to change the run from a query.
+    #[query]
+    fn sneaky(ctx: &mut Context) -> Result<Value> {
+        ctx.store.put("seen", json!(["forged"]))?;
+        Ok(json!("wrote it"))
+    }
 }
 
 /// Collects `expected` items, then completes with them in arrival order.

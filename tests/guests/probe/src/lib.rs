@@ -86,7 +86,8 @@ mod panicker {
 mod spinner {
     use wasmflow::prelude::*;
 
-    #[start]
+    /// Loops for ever; its own timeout ends it whatever the host's default.
+    #[start(timeout = "1s")]
     fn start(_ctx: &mut Context) -> Result<Directive> {
         let mut x: u64 = 1;
         loop {

@@ -1,12 +1,19 @@
-//! `wasmflow`: the command-line face of the host.
+//! `wasmflow`: the command-line face of the host: `serve` (the host and its
+//! HTTP API), `run` (one run in-process), `types` and `upgrade`, and the
+//! client subcommands in `client.rs`.
 //!
-//! Exit codes: 0 success; 1 the run failed (or a plugin file was rejected,
-//! for `types`); 2 the request was rejected or the command could not run.
+//! Exit codes: 0 success; 1 the run failed or the API refused the request
+//! (or a plugin file was rejected, for `types`); 2 the request was rejected
+//! before anything was stored, or the command could not run; 3 `result`:
+//! the run has not ended.
+
+mod client;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::sync::Arc;
 
@@ -23,13 +30,16 @@ use wasmflow_host::{
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    connection: client::Connection,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the host: drive every run in the database and pick up plugins
-    /// added, replaced or removed while it runs. Ctrl-C or SIGTERM stops it.
-    Serve(Box<HostArgs>),
+    /// Run the host and its HTTP API: drive every run in the database and
+    /// pick up plugins added, replaced or removed while it runs. Ctrl-C or
+    /// SIGTERM stops it.
+    Serve(Box<ServeArgs>),
     /// Run one workflow in-process on the embedded store and print its result.
     Run(Box<RunArgs>),
     /// List the workflow types a plugins directory provides: handlers,
@@ -38,6 +48,17 @@ enum Command {
     /// Move the waiting runs of a workflow type to the newest version of its
     /// plugin, where every handler they can still reach exists in it.
     Upgrade(UpgradeArgs),
+    #[command(flatten)]
+    Client(client::Request),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Where the HTTP API listens. Off loopback it requires a token.
+    #[arg(long, env = "WASMFLOW_LISTEN", default_value = "127.0.0.1:7420")]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Args)]
@@ -164,15 +185,14 @@ struct RunArgs {
 
 #[derive(Args)]
 struct TypesArgs {
-    #[command(flatten)]
-    plugins: PluginsArg,
-    /// The database whose live runs' versions to show (skipped if it does
-    /// not exist).
+    /// A plugins directory to look at here; without it, ask the host at
+    /// `--addr`.
+    #[arg(long, env = "WASMFLOW_PLUGINS")]
+    plugins: Option<PathBuf>,
+    /// With `--plugins`: the database whose live runs' versions to show
+    /// (skipped if it does not exist).
     #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
     db: PathBuf,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
@@ -211,14 +231,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve(*args).await,
-            Command::Run(args) => run(*args).await,
-            Command::Types(args) => types(args).await,
-            Command::Upgrade(args) => upgrade(args).await,
-        }
-    });
+    let conn = cli.connection;
+    let result = match cli.command {
+        Command::Client(request) => client::run(conn, request),
+        Command::Types(TypesArgs { plugins: None, .. }) => client::types(conn),
+        command => runtime.block_on(async {
+            match command {
+                Command::Serve(args) => serve(*args, conn.token).await,
+                Command::Run(args) => run(*args).await,
+                Command::Types(args) => types(args, conn.json).await,
+                Command::Upgrade(args) => upgrade(args).await,
+                Command::Client(_) => unreachable!("handled above"),
+            }
+        }),
+    };
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -228,19 +254,40 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: HostArgs) -> anyhow::Result<ExitCode> {
-    let host = args.builder().start().await?;
+async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Result<ExitCode> {
+    client::check_listen(&args.listen, token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let host = Arc::new(args.host.builder().start().await?);
     let plugins = host.plugins();
     tracing::info!(
-        plugins = %args.plugins.plugins.display(),
-        db = %args.db.display(),
+        plugins = %args.host.plugins.plugins.display(),
+        db = %args.host.db.display(),
         types = plugins.types().len(),
         rejected = plugins.rejected().len(),
-        "serving; Ctrl-C or SIGTERM stops"
+        "serving on http://{addr}; Ctrl-C or SIGTERM stops"
     );
-    shutdown_signal().await;
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let app = wasmflow_host::api::router(host.clone(), token, stopping.clone());
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.cancel();
+        }
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await
+        .context("the HTTP server failed")?;
     tracing::info!("stopping: activations in progress will run again on the next start");
-    host.shutdown().await;
+    match Arc::try_unwrap(host) {
+        Ok(host) => host.shutdown().await,
+        // A request still holds the host; dropping it stops the drivers.
+        Err(host) => drop(host),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -358,23 +405,21 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn types(args: TypesArgs) -> anyhow::Result<ExitCode> {
+async fn types(args: TypesArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let dir = args.plugins.unwrap_or_default();
     // With a database, the versions live runs hold; a missing one is not
     // created just to be empty.
     let (plugins, live): (Arc<Plugins>, Vec<LiveVersion>) = if args.db.exists() {
-        let admin = Admin::open(&args.db, &args.plugins.plugins).await?;
+        let admin = Admin::open(&args.db, &dir).await?;
         let live = admin.live_versions().await?;
         (Arc::new(admin.plugins().clone()), live)
     } else {
-        (
-            Arc::new(Plugins::inspect(&args.plugins.plugins).await?),
-            Vec::new(),
-        )
+        (Arc::new(Plugins::inspect(&dir).await?), Vec::new())
     };
     let held = |name: &str| -> Vec<&LiveVersion> {
         live.iter().filter(|l| l.workflow_type == name).collect()
     };
-    if args.json {
+    if json {
         let types: Vec<_> = plugins
             .types()
             .into_iter()
@@ -405,7 +450,7 @@ async fn types(args: TypesArgs) -> anyhow::Result<ExitCode> {
         );
     } else {
         if plugins.types().is_empty() {
-            println!("no workflow types in `{}`", args.plugins.plugins.display());
+            println!("no workflow types in `{}`", dir.display());
         }
         for (name, entry) in plugins.types() {
             let file = entry.file.file_name().map_or_else(
