@@ -188,7 +188,13 @@ async fn a_flood_of_output_is_bounded_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn components_that_cannot_be_trusted_to_load_are_rejected() {
-    let sandbox = Sandbox::new(&["describe-trap", "describe-loop", "evil-import", "counter"]);
+    let sandbox = Sandbox::new(&[
+        "describe-trap",
+        "describe-loop",
+        "describe-lies",
+        "evil-import",
+        "counter",
+    ]);
     let started = std::time::Instant::now();
     let host = sandbox
         .builder()
@@ -215,6 +221,11 @@ async fn components_that_cannot_be_trusted_to_load_are_rejected() {
         stuck.contains("`describe` failed") && stuck.contains("step timeout"),
         "{stuck}"
     );
+    let lies = reason("describe-lies.wasm");
+    assert!(
+        lies.contains("`describe` is invalid") && lies.contains("`Liar` has 2 start handlers"),
+        "{lies}"
+    );
     let evil = reason("evil-import.wasm");
     assert!(
         evil.contains("test:evil/exfiltrate") && evil.contains("which the host does not provide"),
@@ -227,7 +238,7 @@ async fn components_that_cannot_be_trusted_to_load_are_rejected() {
 
     // The same answers without a host.
     let inspected = Plugins::inspect(&sandbox.plugins()).await.unwrap();
-    assert_eq!(inspected.rejected().len(), 3);
+    assert_eq!(inspected.rejected().len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

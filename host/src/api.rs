@@ -18,9 +18,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::LiveVersion;
 use crate::error::{Error, ErrorKind, WorkflowError};
 use crate::host::{Host, RunTree, StartOptions};
 use crate::model::{RunId, RunStatus, json_value};
+use crate::plugins::Plugins;
 use crate::storage::RunRecord;
 
 /// Every route, as `(method, path)`; `openapi.json` documents exactly these.
@@ -422,6 +424,13 @@ async fn query(
 async fn types(State(api): State<Api>) -> ApiResult {
     let plugins = api.host.plugins();
     let live = api.host.live_versions().await?;
+    Ok(axum::Json(types_json(&plugins, &live)).into_response())
+}
+
+/// The JSON of `GET /v1/types` (and `wasmflow types --json`): each type with
+/// its version, file, handlers and the versions live runs hold; rejected
+/// files with their reasons.
+pub fn types_json(plugins: &Plugins, live: &[LiveVersion]) -> Value {
     let types: Vec<Value> = plugins
         .types()
         .into_iter()
@@ -445,7 +454,7 @@ async fn types(State(api): State<Api>) -> ApiResult {
         .iter()
         .map(|r| json!({"file": r.file.display().to_string(), "reason": r.reason}))
         .collect();
-    Ok(axum::Json(json!({"types": types, "rejected": rejected})).into_response())
+    json!({"types": types, "rejected": rejected})
 }
 
 async fn upgrade(State(api): State<Api>, Path(workflow_type): Path<String>) -> ApiResult {

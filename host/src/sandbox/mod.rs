@@ -428,13 +428,12 @@ impl Sandbox {
         }
         .await;
         let duration = started.elapsed();
-        let result = match call {
-            Ok(_) if store.data().violation.is_some() => {
-                Err(store.data().violation.clone().expect("checked above"))
-            }
-            Ok(Ok(directive)) => directive_from_wit(directive, self.config.max_value_bytes),
-            Ok(Err(error)) => Err(error_from_wit(error)),
-            Err(e) => Err(classify_trap(&e, store.data())),
+        // A rule the guest broke wins over whatever it returned afterwards.
+        let result = match (call, store.data().violation.clone()) {
+            (Ok(_), Some(violation)) => Err(violation),
+            (Ok(Ok(directive)), None) => directive_from_wit(directive, self.config.max_value_bytes),
+            (Ok(Err(error)), None) => Err(error_from_wit(error)),
+            (Err(e), _) => Err(classify_trap(&e, store.data())),
         };
         let state = store.into_data();
         let mut logs = state.logs;

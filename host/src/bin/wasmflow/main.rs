@@ -420,34 +420,8 @@ async fn types(args: TypesArgs, json: bool) -> anyhow::Result<ExitCode> {
         live.iter().filter(|l| l.workflow_type == name).collect()
     };
     if json {
-        let types: Vec<_> = plugins
-            .types()
-            .into_iter()
-            .map(|(name, entry)| {
-                let in_flight: Vec<_> = held(name)
-                    .into_iter()
-                    .map(|l| serde_json::json!({"version": l.version, "runs": l.runs}))
-                    .collect();
-                serde_json::json!({
-                    "name": name,
-                    "version": entry.component.hash,
-                    "file": entry.file.display().to_string(),
-                    "handlers": entry.spec.handlers,
-                    "in_flight": in_flight,
-                })
-            })
-            .collect();
-        let rejected: Vec<_> = plugins
-            .rejected()
-            .iter()
-            .map(|r| serde_json::json!({"file": r.file.display().to_string(), "reason": r.reason}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"types": types, "rejected": rejected})
-            )?
-        );
+        let listing = wasmflow_host::api::types_json(&plugins, &live);
+        println!("{}", serde_json::to_string_pretty(&listing)?);
     } else {
         if plugins.types().is_empty() {
             println!("no workflow types in `{}`", dir.display());
