@@ -457,3 +457,31 @@ async fn fan_out_to_a_thousand_children() {
     assert_eq!(dispatched as u64, n, "every report handled exactly once");
     host.shutdown().await;
 }
+
+/// Ten thousand Order/Payment at once, far more runs than instance slots,
+/// every slot busy. (At this load the benchmark once ran out of wasmtime's
+/// fiber stacks, which the pool now sizes at two per slot.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_orders_at_once_all_complete() {
+    let sandbox = Sandbox::new(&["order-payment"]);
+    let host = std::sync::Arc::new(sandbox.host().await);
+    let mut tasks = Vec::new();
+    for i in 0..10_000 {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            let input = json!({"order_id": format!("o{i}"), "amount": 1.0 + i as f64});
+            let run = host
+                .start("Order", &input.to_string(), StartOptions::new())
+                .await
+                .unwrap();
+            host.send_to_run(run.run_id, "start_payment", "")
+                .await
+                .unwrap();
+            finish(&host, run.run_id, Duration::from_secs(300)).await
+        }));
+    }
+    for task in tasks {
+        let done = task.await.unwrap();
+        assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    }
+}

@@ -29,6 +29,10 @@ use wasmflow_host::sandbox::{
 };
 use wasmflow_host::{ErrorKind, HandlerKind, Host, StartOptions, WorkflowError};
 
+/// The allocator the `wasmflow` binary uses.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `tick` never calls out; these answers are never used.
 struct NoServices;
 

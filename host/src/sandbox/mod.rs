@@ -198,7 +198,10 @@ impl Sandbox {
             .total_memories(slots.saturating_mul(2))
             .max_tables_per_component(8)
             .total_tables(slots.saturating_mul(8))
-            .total_stacks(slots)
+            // wasmtime may run a step of an activation (an async host call,
+            // a resource's destructor) on a fiber of its own while the
+            // activation's fiber waits: two stacks per slot.
+            .total_stacks(slots.saturating_mul(2))
             .max_memory_size(config.memory_bytes)
             .linear_memory_keep_resident(2 << 20)
             .table_keep_resident(64 << 10)
