@@ -10,16 +10,8 @@ use crate::error::{Error, Result};
 use crate::model::WorkflowTypeSpec;
 use crate::plugins::{PluginDir, Plugins};
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::storage::Storage;
+use crate::storage::{LiveVersion, Storage};
 use crate::upgrade::{self, UpgradeReport};
-
-/// How many live runs are pinned to a version of a workflow type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveVersion {
-    pub workflow_type: String,
-    pub version: String,
-    pub runs: u64,
-}
 
 /// A database and a plugins directory, opened for inspection and upgrades.
 /// It drives no runs.
@@ -56,17 +48,7 @@ impl Admin {
 
     /// The versions live runs are pinned to, by workflow type.
     pub async fn live_versions(&self) -> Result<Vec<LiveVersion>> {
-        Ok(self
-            .storage
-            .live_versions()
-            .await?
-            .into_iter()
-            .map(|(workflow_type, version, runs)| LiveVersion {
-                workflow_type,
-                version,
-                runs,
-            })
-            .collect())
+        Ok(self.storage.live_versions().await?)
     }
 
     /// Move the waiting runs of `workflow_type` to the version the plugins

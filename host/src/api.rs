@@ -18,11 +18,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::LiveVersion;
 use crate::error::{Error, ErrorKind, WorkflowError};
 use crate::host::{Host, RunTree, StartOptions};
 use crate::model::{RunId, RunStatus, json_value};
 use crate::plugins::Plugins;
+use crate::storage::LiveVersion;
 use crate::storage::RunRecord;
 
 /// Every route, as `(method, path)`; `openapi.json` documents exactly these.

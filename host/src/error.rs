@@ -158,6 +158,15 @@ impl From<crate::storage::RunGone> for Error {
     }
 }
 
+impl From<crate::sandbox::ServiceError> for Error {
+    fn from(e: crate::sandbox::ServiceError) -> Self {
+        match e {
+            crate::sandbox::ServiceError::Guest(e) => Error::Rejected(e),
+            crate::sandbox::ServiceError::Host(fault) => Error::Engine(fault),
+        }
+    }
+}
+
 impl Error {
     /// The typed kind, when the error is a door rejection.
     pub fn kind(&self) -> Option<ErrorKind> {

@@ -258,7 +258,7 @@ impl HostBuilder {
             let report = dir.scan(&inner.sandbox, true).await?;
             inner.publish(report).await?;
             let live = inner.storage.live_versions().await?;
-            let mut keep: Vec<String> = live.into_iter().map(|(_, v, _)| v).collect();
+            let mut keep: Vec<String> = live.into_iter().map(|l| l.version).collect();
             keep.extend(dir.snapshot().files().map(|(_, c, _)| c.hash.clone()));
             inner.storage.prune_components(keep).await?;
             watch(&inner);
@@ -569,14 +569,7 @@ impl Host {
         } else {
             payload
         };
-        let spec = self
-            .inner
-            .spec(&run.version, &run.workflow_type)
-            .await
-            .map_err(|e| match e {
-                ServiceError::Guest(e) => Error::Rejected(e),
-                ServiceError::Host(fault) => Error::Engine(fault),
-            })?;
+        let spec = self.inner.spec(&run.version, &run.workflow_type).await?;
         let payload = check_event(&spec, event, payload)?;
         let effects = self
             .inner
@@ -629,15 +622,7 @@ impl Host {
         let plugins = self.inner.plugins();
         crate::upgrade::upgrade(&self.inner.storage, &plugins, workflow_type, |version| {
             let inner = &self.inner;
-            async move {
-                inner
-                    .spec(&version, workflow_type)
-                    .await
-                    .map_err(|e| match e {
-                        ServiceError::Guest(e) => Error::Rejected(e),
-                        ServiceError::Host(fault) => Error::Engine(fault),
-                    })
-            }
+            async move { Ok(inner.spec(&version, workflow_type).await?) }
         })
         .await
     }
@@ -771,19 +756,8 @@ impl Host {
     }
 
     /// The versions live runs are pinned to, by workflow type.
-    pub async fn live_versions(&self) -> Result<Vec<crate::admin::LiveVersion>> {
-        Ok(self
-            .inner
-            .storage
-            .live_versions()
-            .await?
-            .into_iter()
-            .map(|(workflow_type, version, runs)| crate::admin::LiveVersion {
-                workflow_type,
-                version,
-                runs,
-            })
-            .collect())
+    pub async fn live_versions(&self) -> Result<Vec<crate::storage::LiveVersion>> {
+        Ok(self.inner.storage.live_versions().await?)
     }
 
     /// The host's metrics in the Prometheus text format.

@@ -32,7 +32,7 @@ mod scheduler;
 mod storage;
 mod upgrade;
 
-pub use admin::{Admin, LiveVersion};
+pub use admin::Admin;
 pub use error::{Error, ErrorKind, Result, WorkflowError};
 pub use host::{Host, HostBuilder, RunTree, StartOptions, Started};
 pub use model::{
@@ -41,5 +41,5 @@ pub use model::{
 };
 pub use plugins::{Plugins, Rejected, TypeEntry, short_version};
 pub use sandbox::ComponentVersion;
-pub use storage::{HistoryRecord, RunRecord, StorageError, Timer};
+pub use storage::{HistoryRecord, LiveVersion, RunRecord, StorageError, Timer};
 pub use upgrade::{PinnedRun, UpgradeReport};

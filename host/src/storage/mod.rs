@@ -256,6 +256,14 @@ pub struct Anchors {
     pub inbox: Vec<(String, bool)>,
 }
 
+/// How many live runs are pinned to a version of a workflow type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveVersion {
+    pub workflow_type: String,
+    pub version: String,
+    pub runs: u64,
+}
+
 /// One stored history entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryRecord {

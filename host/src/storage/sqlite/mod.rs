@@ -12,8 +12,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::{
-    Anchors, CommitOutcome, CreateError, Delivery, Effects, HistoryRecord, NewRun, RunGone,
-    RunRecord, StateCommit, StorageError, Timer,
+    Anchors, CommitOutcome, CreateError, Delivery, Effects, HistoryRecord, LiveVersion, NewRun,
+    RunGone, RunRecord, StateCommit, StorageError, Timer,
 };
 use crate::model::{HistoryEvent, Json, RunId, RunStatus, parse_json};
 use crate::sandbox::StoreMap;
@@ -299,9 +299,8 @@ impl Storage {
         .await
     }
 
-    /// The component versions live runs are pinned to: `(workflow type,
-    /// version, runs)`.
-    pub async fn live_versions(&self) -> Result<Vec<(String, String, u64)>, StorageError> {
+    /// The component versions live runs are pinned to.
+    pub async fn live_versions(&self) -> Result<Vec<LiveVersion>, StorageError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT workflow_type, version, COUNT(*) FROM runs
@@ -309,7 +308,11 @@ impl Storage {
                  GROUP BY workflow_type, version ORDER BY workflow_type, version",
             )?;
             let rows = stmt.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+                Ok(LiveVersion {
+                    workflow_type: r.get(0)?,
+                    version: r.get(1)?,
+                    runs: r.get::<_, i64>(2)? as u64,
+                })
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })
