@@ -217,6 +217,9 @@ fn the_seed_example_has_exactly_this_history() {
         Some(json!({"type": "Order", "id": "order-1", "input": {"order_id": "1", "amount": 9.5}})),
     );
     assert_eq!(s, 201);
+    // The event goes to a waiting Order, so the history's order is fixed (an
+    // event sent earlier is received during the start activation, as it may).
+    wait_status(&host, "order-1", "waiting");
     let (s, _) = host.http(
         "POST",
         "/v1/workflows/order-1/events",
