@@ -1,19 +1,17 @@
 //! Bad input gets a clear error naming what was wrong, nothing already
 //! accepted is lost, and the host keeps working.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Sandbox, finish, result};
-use wasmflow_host::{Error, ErrorKind, Host, Plugins, StartOptions};
+use crate::testbed::{TestBed, finish, result};
+use wasmflow_host::{Error, ErrorKind, HostBuilder, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_starts_are_rejected_at_the_door_and_nothing_is_stored() {
-    let sandbox = Sandbox::new(&["hello"]);
+    let sandbox = TestBed::new(&["hello"]);
     let host = sandbox.host().await;
     let cases = [
         (
@@ -87,9 +85,9 @@ async fn bad_starts_are_rejected_at_the_door_and_nothing_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_plugins_directory_is_named() {
-    let sandbox = Sandbox::new(&[]);
+    let sandbox = TestBed::new(&[]);
     let missing = sandbox.path().join("no-such-dir");
-    let err = Host::builder(sandbox.db())
+    let err = HostBuilder::new(sandbox.db())
         .plugins(&missing)
         .start()
         .await
@@ -101,17 +99,17 @@ async fn a_missing_plugins_directory_is_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_plugin_files_are_rejected_with_their_reason() {
-    let sandbox = Sandbox::new(&["hello", "otherworld"]);
+    let sandbox = TestBed::new(&["hello", "otherworld"]);
     let plugins = sandbox.plugins();
     std::fs::write(plugins.join("notes.wasm"), "these are not wasm").unwrap();
     std::fs::write(plugins.join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(plugins.join("empty.wasm"), b"").unwrap();
     // A second file claiming a type another file provides.
-    std::fs::copy(support::component("hello"), plugins.join("hello2.wasm")).unwrap();
+    std::fs::copy(crate::testbed::component("hello"), plugins.join("hello2.wasm")).unwrap();
     // Not a plugin at all: ignored.
     std::fs::write(plugins.join("README.txt"), "ignored").unwrap();
 
-    let loaded = Plugins::inspect(&plugins).await.unwrap();
+    let loaded = wasmflow_host::inspect_plugins(&plugins).await.unwrap();
     let reasons: Vec<(String, String)> = loaded
         .rejected()
         .iter()
@@ -161,7 +159,7 @@ async fn bad_plugin_files_are_rejected_with_their_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_is_not_a_database_is_named() {
-    let sandbox = Sandbox::new(&["hello"]);
+    let sandbox = TestBed::new(&["hello"]);
     std::fs::write(
         sandbox.db(),
         "this is not a SQLite database, just text. ".repeat(100),
@@ -173,7 +171,7 @@ async fn a_file_that_is_not_a_database_is_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_out_of_range_are_named() {
-    let sandbox = Sandbox::new(&["hello"]);
+    let sandbox = TestBed::new(&["hello"]);
     let cases = [
         (
             sandbox.builder().step_timeout(Duration::ZERO),

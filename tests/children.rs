@@ -1,13 +1,11 @@
 //! Child workflows (SPEC 7) and the seed's Order/Payment, on real
 //! components.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Sandbox, finish, history_kinds, result, until};
+use crate::testbed::{TestBed, finish, history_kinds, result, until};
 use wasmflow_host::{ErrorKind, Host, RunId, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -25,7 +23,7 @@ async fn spawner(host: &Host, id: &str, input: Value) -> RunId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_order_payment_example_runs_end_to_end() {
-    let sandbox = Sandbox::new(&["order-payment"]);
+    let sandbox = TestBed::new(&["order-payment"]);
     let host = sandbox.host().await;
     let order = host
         .start(
@@ -92,7 +90,7 @@ async fn the_seed_order_payment_example_runs_end_to_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_exists_only_if_its_parents_activation_commits() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let parent = spawner(
         &host,
@@ -112,7 +110,7 @@ async fn a_child_exists_only_if_its_parents_activation_commits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starting_an_active_child_again_returns_the_same_handle() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let waiter = json!({"type": "Waiter", "id": "kid"});
     // Twice in one activation, then again from a later activation.
@@ -140,7 +138,7 @@ async fn starting_an_active_child_again_returns_the_same_handle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_held_by_an_unrelated_run_is_a_catchable_error() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let stranger = host
         .start("Waiter", "{}", StartOptions::new().workflow_id("taken"))
@@ -193,7 +191,7 @@ async fn an_id_held_by_an_unrelated_run_is_a_catchable_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_taken_while_the_activation_ran_is_seen_on_re_execution() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     // The parent registers child `contested`, then stays busy; meanwhile an
     // unrelated run takes the id. The parent's commit must not create a
@@ -225,7 +223,7 @@ async fn an_id_taken_while_the_activation_ran_is_seen_on_re_execution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_re_executed_activation_creates_no_second_child() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let parent = spawner(
         &host,
@@ -252,7 +250,7 @@ async fn a_re_executed_activation_creates_no_second_child() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_child_finished_its_id_starts_a_new_run() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let echo = json!({"type": "Echo", "id": "again", "input": {"x": 1}, "notify": true});
     let parent = spawner(
@@ -278,7 +276,7 @@ async fn after_a_child_finished_its_id_starts_a_new_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_to_parent_delivers_exactly_once_and_bad_events_are_catchable() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let parent = spawner(
         &host,
@@ -319,7 +317,7 @@ async fn send_to_parent_delivers_exactly_once_and_bad_events_are_catchable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completion_notices_arrive_for_every_terminal_status() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let notify = |ty: &str, id: &str, extra: Value| {
         let mut child = json!({"type": ty, "id": id, "notify": true});
@@ -390,7 +388,7 @@ async fn until_exists(host: &Host, workflow_id: &str) -> RunId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_policies_apply_when_the_parent_ends() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let parent = spawner(
         &host,
@@ -436,7 +434,7 @@ async fn close_policies_apply_when_the_parent_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_to_a_thousand_children() {
-    let sandbox = Sandbox::new(&["fan-out"]);
+    let sandbox = TestBed::new(&["fan-out"]);
     let host = sandbox.host().await;
     let n: u64 = 1000;
     let run = host
@@ -463,7 +461,7 @@ async fn fan_out_to_a_thousand_children() {
 /// fiber stacks, which the pool now sizes at two per slot.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_orders_at_once_all_complete() {
-    let sandbox = Sandbox::new(&["order-payment"]);
+    let sandbox = TestBed::new(&["order-payment"]);
     let host = std::sync::Arc::new(sandbox.host().await);
     let mut tasks = Vec::new();
     for i in 0..10_000 {

@@ -1,12 +1,10 @@
 //! The `wasmflow` binary: `run` and `types`, their output and exit codes.
 
-mod support;
-
 use std::process::{Command, Output};
 
-use support::Sandbox;
+use crate::testbed::TestBed;
 
-fn wasmflow(sandbox: &Sandbox, args: &[&str]) -> Output {
+fn wasmflow(sandbox: &TestBed, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmflow"))
         .args(args)
         .arg("--plugins")
@@ -17,7 +15,7 @@ fn wasmflow(sandbox: &Sandbox, args: &[&str]) -> Output {
         .expect("run wasmflow")
 }
 
-fn run(sandbox: &Sandbox, args: &[&str]) -> Output {
+fn run(sandbox: &TestBed, args: &[&str]) -> Output {
     let mut all = vec!["run", "--db"];
     let db = sandbox.db();
     all.push(db.to_str().unwrap());
@@ -31,7 +29,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn run_prints_the_result_and_exits_zero() {
-    let sandbox = Sandbox::new(&["hello", "counter"]);
+    let sandbox = TestBed::new(&["hello", "counter"]);
     let out = run(&sandbox, &["Greeter", "--input", r#"{"name":"Ada"}"#]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "\"Hello, Ada\"\n");
@@ -46,7 +44,7 @@ fn run_prints_the_result_and_exits_zero() {
 
 #[test]
 fn a_failed_run_prints_kind_and_message_and_exits_one() {
-    let sandbox = Sandbox::new(&["failing", "probe"]);
+    let sandbox = TestBed::new(&["failing", "probe"]);
     let out = run(&sandbox, &["Checkout", "--input", r#"{"items":[]}"#]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
@@ -67,7 +65,7 @@ fn a_failed_run_prints_kind_and_message_and_exits_one() {
 
 #[test]
 fn rejected_requests_exit_two_naming_the_problem() {
-    let sandbox = Sandbox::new(&["hello"]);
+    let sandbox = TestBed::new(&["hello"]);
     let cases: [(&[&str], &str); 3] = [
         (
             &["Nope"],
@@ -104,7 +102,7 @@ fn rejected_requests_exit_two_naming_the_problem() {
 
 #[test]
 fn types_lists_types_handlers_and_rejected_files() {
-    let sandbox = Sandbox::new(&["hello", "failing"]);
+    let sandbox = TestBed::new(&["hello", "failing"]);
     let out = wasmflow(&sandbox, &["types"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let listing = text(&out.stdout);
@@ -139,7 +137,7 @@ fn types_lists_types_handlers_and_rejected_files() {
 
 #[test]
 fn run_delivers_events_in_order_and_shows_the_children() {
-    let sandbox = Sandbox::new(&["order-payment", "family"]);
+    let sandbox = TestBed::new(&["order-payment", "family"]);
     let out = run(
         &sandbox,
         &[
@@ -184,7 +182,7 @@ fn run_delivers_events_in_order_and_shows_the_children() {
 
 #[test]
 fn an_event_without_a_handler_is_named_and_nothing_starts() {
-    let sandbox = Sandbox::new(&["order-payment"]);
+    let sandbox = TestBed::new(&["order-payment"]);
     let out = run(
         &sandbox,
         &[
@@ -219,7 +217,7 @@ fn an_event_without_a_handler_is_named_and_nothing_starts() {
 
 #[test]
 fn limits_out_of_range_are_refused_at_start_up_naming_the_setting() {
-    let sandbox = Sandbox::new(&["hello"]);
+    let sandbox = TestBed::new(&["hello"]);
     for (flag, value, setting) in [
         ("--memory-limit-mib", "0", "memory_limit"),
         ("--max-inbox", "0", "max_inbox_len"),
@@ -250,7 +248,7 @@ fn limits_out_of_range_are_refused_at_start_up_naming_the_setting() {
 
 #[test]
 fn serve_picks_up_plugins_and_stops_on_sigterm() {
-    let sandbox = Sandbox::new(&[]);
+    let sandbox = TestBed::new(&[]);
     let mut serve = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
         .args(["serve", "--plugins"])
         .arg(sandbox.plugins())
@@ -288,7 +286,7 @@ fn serve_picks_up_plugins_and_stops_on_sigterm() {
     };
     wait_for("serving");
     std::fs::copy(
-        support::component("hello"),
+        crate::testbed::component("hello"),
         sandbox.plugins().join("hello.wasm"),
     )
     .unwrap();
@@ -308,9 +306,9 @@ fn serve_picks_up_plugins_and_stops_on_sigterm() {
 
 #[test]
 fn types_shows_in_flight_versions_and_upgrade_moves_runs() {
-    let sandbox = Sandbox::new(&[]);
+    let sandbox = TestBed::new(&[]);
     std::fs::copy(
-        support::component("versioned-a"),
+        crate::testbed::component("versioned-a"),
         sandbox.plugins().join("versioned.wasm"),
     )
     .unwrap();
@@ -327,7 +325,7 @@ fn types_shows_in_flight_versions_and_upgrade_moves_runs() {
                 )
                 .await
                 .unwrap();
-            support::until(&host, run.run_id, std::time::Duration::from_secs(30), |r| {
+            crate::testbed::until(&host, run.run_id, std::time::Duration::from_secs(30), |r| {
                 r.status == wasmflow_host::RunStatus::Waiting
             })
             .await;
@@ -335,7 +333,7 @@ fn types_shows_in_flight_versions_and_upgrade_moves_runs() {
         host.shutdown().await;
     });
     std::fs::copy(
-        support::component("versioned-b"),
+        crate::testbed::component("versioned-b"),
         sandbox.plugins().join("versioned.wasm"),
     )
     .unwrap();

@@ -1,18 +1,16 @@
 //! Events and the inbox (SPEC 6), on real components.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Sandbox, finish, history_kinds, result, until};
+use crate::testbed::{TestBed, finish, history_kinds, result, until};
 use wasmflow_host::{Error, ErrorKind, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_wait_in_the_inbox_during_a_step_and_run_oldest_first() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let run = host
         .start(
@@ -57,7 +55,7 @@ async fn events_wait_in_the_inbox_during_a_step_and_run_oldest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_lose_nothing_and_duplicate_nothing() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = std::sync::Arc::new(sandbox.host().await);
     let (senders, each) = (8, 60);
     let run = host
@@ -104,7 +102,7 @@ async fn concurrent_senders_lose_nothing_and_duplicate_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_events_are_rejected_at_the_door() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let run = host
         .start("Inbox", "{}", StartOptions::new().workflow_id("door"))
@@ -170,7 +168,7 @@ async fn bad_events_are_rejected_at_the_door() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_timeout_runs_its_step_unless_an_event_comes_first() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     // No event: the timeout step runs.
     let started = Instant::now();
@@ -211,7 +209,7 @@ async fn a_wait_timeout_runs_its_step_unless_an_event_comes_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_wait_waits_with_no_timer_and_survives_a_restart() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let run = host
         .start(
@@ -243,7 +241,7 @@ async fn a_plain_wait_waits_with_no_timer_and_survives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_accepted_before_a_crash_is_handled_after_it() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;
     let run = host
         .start(

@@ -1,13 +1,11 @@
 //! The foundation, end to end: real components built from `examples/` and
 //! `tests/guests/`, the real host, a real SQLite file in a temp dir.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Sandbox, finish, result};
+use crate::testbed::{TestBed, finish, result};
 use wasmflow_host::{ErrorKind, HistoryEvent, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -18,7 +16,7 @@ fn kinds(history: &[wasmflow_host::HistoryRecord]) -> Vec<&'static str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn greeter_starts_steps_and_completes() {
-    let sandbox = Sandbox::new(&["hello"]);
+    let sandbox = TestBed::new(&["hello"]);
     let host = sandbox.host().await;
     let run = host
         .start(
@@ -69,7 +67,7 @@ async fn greeter_starts_steps_and_completes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_round_trips_across_steps() {
-    let sandbox = Sandbox::new(&["probe"]);
+    let sandbox = TestBed::new(&["probe"]);
     let host = sandbox.host().await;
     let input = json!({"text": "héllo", "number": 41, "object": {"a": [1, 2, {"b": null}]}});
     let run = host
@@ -92,7 +90,7 @@ async fn the_store_round_trips_across_steps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_key_is_a_catchable_key_not_found() {
-    let sandbox = Sandbox::new(&["probe"]);
+    let sandbox = TestBed::new(&["probe"]);
     let host = sandbox.host().await;
     let run = host
         .start("KeyProbe", "{}", StartOptions::new())
@@ -113,7 +111,7 @@ async fn a_missing_key_is_a_catchable_key_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_error_fails_the_run_with_its_message() {
-    let sandbox = Sandbox::new(&["failing"]);
+    let sandbox = TestBed::new(&["failing"]);
     let host = sandbox.host().await;
     let run = host
         .start("Checkout", r#"{"items":[]}"#, StartOptions::new())
@@ -148,7 +146,7 @@ async fn a_step_error_fails_the_run_with_its_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_fails_the_run_with_the_panic_message() {
-    let sandbox = Sandbox::new(&["probe"]);
+    let sandbox = TestBed::new(&["probe"]);
     let host = sandbox.host().await;
     let run = host
         .start("Panicker", r#"{"message":"kaput"}"#, StartOptions::new())
@@ -171,7 +169,7 @@ async fn a_panic_fails_the_run_with_the_panic_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_steps_complete_with_the_right_count() {
-    let sandbox = Sandbox::new(&["counter"]);
+    let sandbox = TestBed::new(&["counter"]);
     let host = sandbox.host().await;
     let run = host
         .start("Counter", r#"{"n":1000}"#, StartOptions::new())
@@ -188,7 +186,7 @@ async fn a_thousand_steps_complete_with_the_right_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_runs_progress_concurrently() {
-    let sandbox = Sandbox::new(&["counter", "hello"]);
+    let sandbox = TestBed::new(&["counter", "hello"]);
     let host = sandbox.host().await;
     let mut runs = Vec::new();
     for i in 0..200 {
@@ -208,7 +206,7 @@ async fn many_runs_progress_concurrently() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_dropped_mid_run_is_finished_by_the_next() {
-    let sandbox = Sandbox::new(&["counter"]);
+    let sandbox = TestBed::new(&["counter"]);
     let host = sandbox.host().await;
     let n = 3000;
     let run = host
@@ -247,7 +245,7 @@ async fn a_host_dropped_mid_run_is_finished_by_the_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_timer_fires_its_step_even_across_a_restart() {
-    let sandbox = Sandbox::new(&["probe"]);
+    let sandbox = TestBed::new(&["probe"]);
     let host = sandbox.host().await;
     let started = Instant::now();
     let run = host
@@ -279,7 +277,7 @@ async fn a_wait_timer_fires_its_step_even_across_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_directive_naming_an_unknown_step_fails_the_run() {
-    let sandbox = Sandbox::new(&["raw"]);
+    let sandbox = TestBed::new(&["raw"]);
     let host = sandbox.host().await;
     let run = host.start("Raw", "{}", StartOptions::new()).await.unwrap();
     let done = finish(&host, run.run_id, LIMIT).await;
@@ -291,7 +289,7 @@ async fn a_directive_naming_an_unknown_step_fails_the_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_fail_only_the_offending_run() {
-    let sandbox = Sandbox::new(&["probe", "hello"]);
+    let sandbox = TestBed::new(&["probe", "hello"]);
     let host = sandbox
         .builder()
         .step_timeout(Duration::from_millis(500))
@@ -329,7 +327,7 @@ async fn limits_fail_only_the_offending_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_to_parent_from_a_root_run_is_no_parent() {
-    let sandbox = Sandbox::new(&["probe"]);
+    let sandbox = TestBed::new(&["probe"]);
     let host = sandbox.host().await;
     let run = host
         .start("Orphan", "{}", StartOptions::new())
@@ -344,7 +342,7 @@ async fn send_to_parent_from_a_root_run_is_no_parent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn optional_parameters_may_be_absent() {
-    let sandbox = Sandbox::new(&["probe"]);
+    let sandbox = TestBed::new(&["probe"]);
     let host = sandbox.host().await;
     let run = host
         .start("Logger", "{}", StartOptions::new())
@@ -361,7 +359,7 @@ async fn optional_parameters_may_be_absent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_active_run_per_workflow_id() {
-    let sandbox = Sandbox::new(&["probe"]);
+    let sandbox = TestBed::new(&["probe"]);
     let host = sandbox.host().await;
     let options = || StartOptions::new().workflow_id("sleepy");
     let first = host

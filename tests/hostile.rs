@@ -2,13 +2,11 @@
 //! their own runs (or are rejected) with the right typed error; the host
 //! stays up and well-behaved runs next to them complete.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Sandbox, finish, result};
-use wasmflow_host::{Error, ErrorKind, Host, Plugins, RunId, RunStatus, StartOptions};
+use crate::testbed::{TestBed, finish, result};
+use wasmflow_host::{Error, ErrorKind, Host, RunId, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -45,7 +43,7 @@ async fn counts(host: &Host, run: RunId, n: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loops_allocation_recursion_and_panics_fail_only_themselves() {
-    let sandbox = Sandbox::new(&["probe", "counter"]);
+    let sandbox = TestBed::new(&["probe", "counter"]);
     let host = sandbox
         .builder()
         .step_timeout(Duration::from_millis(500))
@@ -84,7 +82,7 @@ async fn loops_allocation_recursion_and_panics_fail_only_themselves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_values_and_stores_exceed_their_quotas() {
-    let sandbox = Sandbox::new(&["hostile", "counter"]);
+    let sandbox = TestBed::new(&["hostile", "counter"]);
     let host = sandbox
         .builder()
         .memory_limit(512 << 20)
@@ -113,7 +111,7 @@ async fn oversized_values_and_stores_exceed_their_quotas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floods_of_children_and_events_exceed_their_quotas() {
-    let sandbox = Sandbox::new(&["hostile", "counter"]);
+    let sandbox = TestBed::new(&["hostile", "counter"]);
     let host = sandbox
         .builder()
         .step_timeout(Duration::from_secs(60))
@@ -155,7 +153,7 @@ async fn floods_of_children_and_events_exceed_their_quotas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_granted_files_sockets_environment() {
-    let sandbox = Sandbox::new(&["hostile"]);
+    let sandbox = TestBed::new(&["hostile"]);
     let host = sandbox.host().await;
     let fs = start(&host, "FsSnoop", json!({})).await;
     let net = start(&host, "NetSnoop", json!({})).await;
@@ -176,7 +174,7 @@ async fn nothing_is_granted_files_sockets_environment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_output_is_bounded_not_fatal() {
-    let sandbox = Sandbox::new(&["hostile"]);
+    let sandbox = TestBed::new(&["hostile"]);
     let host = sandbox.host().await;
     let chatty = start(&host, "Chatty", json!({"mib": 4})).await;
     assert_eq!(
@@ -188,7 +186,7 @@ async fn a_flood_of_output_is_bounded_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn components_that_cannot_be_trusted_to_load_are_rejected() {
-    let sandbox = Sandbox::new(&[
+    let sandbox = TestBed::new(&[
         "describe-trap",
         "describe-loop",
         "describe-lies",
@@ -237,13 +235,13 @@ async fn components_that_cannot_be_trusted_to_load_are_rejected() {
     host.shutdown().await;
 
     // The same answers without a host.
-    let inspected = Plugins::inspect(&sandbox.plugins()).await.unwrap();
+    let inspected = wasmflow_host::inspect_plugins(&sandbox.plugins()).await.unwrap();
     assert_eq!(inspected.rejected().len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_guests_run_next_to_well_behaved_load() {
-    let sandbox = Sandbox::new(&["probe", "hostile", "counter"]);
+    let sandbox = TestBed::new(&["probe", "hostile", "counter"]);
     // Spinners end by their own 1 s timeout; the floods get all the time
     // they need to reach their quotas on a loaded machine.
     let host = sandbox
@@ -299,7 +297,7 @@ async fn hostile_guests_run_next_to_well_behaved_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_pool_is_back_pressure_not_an_error() {
-    let sandbox = Sandbox::new(&["counter"]);
+    let sandbox = TestBed::new(&["counter"]);
     let host = sandbox.builder().instance_slots(2).start().await.unwrap();
     let mut runs = Vec::new();
     for _ in 0..60 {
@@ -313,7 +311,7 @@ async fn a_full_pool_is_back_pressure_not_an_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_can_have_a_lower_memory_cap() {
-    let sandbox = Sandbox::new(&["probe"]);
+    let sandbox = TestBed::new(&["probe"]);
     let host = sandbox
         .builder()
         .plugin_memory_limit("probe.wasm", 8 << 20)
@@ -328,7 +326,7 @@ async fn a_plugin_can_have_a_lower_memory_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_inbox_rejects_events_naming_the_quota() {
-    let sandbox = Sandbox::new(&["family"]);
+    let sandbox = TestBed::new(&["family"]);
     let host = sandbox.builder().max_inbox_len(3).start().await.unwrap();
     let run = host
         .start(
@@ -360,7 +358,7 @@ async fn a_full_inbox_rejects_events_naming_the_quota() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_outgrows_its_history_fails_naming_the_quota() {
-    let sandbox = Sandbox::new(&["counter"]);
+    let sandbox = TestBed::new(&["counter"]);
     let host = sandbox
         .builder()
         .max_history_len(100)

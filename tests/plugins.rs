@@ -3,19 +3,17 @@
 //! version, bad files change nothing, removed files stop new starts, and
 //! the opt-in upgrade.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Sandbox, component, finish, result, until};
+use crate::testbed::{TestBed, component, finish, result, until};
 use wasmflow_host::{ErrorKind, Host, RunId, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Copy a built component into the plugins directory as `file`, the way a
 /// user would: write, then rename into place.
-fn install(sandbox: &Sandbox, name: &str, file: &str) {
+fn install(sandbox: &TestBed, name: &str, file: &str) {
     let tmp = sandbox.path().join(format!("{file}.partial"));
     std::fs::copy(component(name), &tmp).unwrap();
     std::fs::rename(&tmp, sandbox.plugins().join(file)).unwrap();
@@ -61,7 +59,7 @@ fn label(host_result: &serde_json::Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_file_is_startable_within_about_a_second() {
-    let sandbox = Sandbox::new(&[]);
+    let sandbox = TestBed::new(&[]);
     let host = sandbox.host().await;
     assert!(serving(&host, "Greeter").is_none());
     install(&sandbox, "hello", "hello.wasm");
@@ -80,7 +78,7 @@ async fn a_new_file_is_startable_within_about_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacing_a_file_serves_new_runs_and_old_runs_finish_on_their_version() {
-    let sandbox = Sandbox::new(&[]);
+    let sandbox = TestBed::new(&[]);
     install(&sandbox, "versioned-a", "versioned.wasm");
     let host = sandbox.host().await;
     let v1 = serving(&host, "Versioned").unwrap();
@@ -105,7 +103,7 @@ async fn replacing_a_file_serves_new_runs_and_old_runs_finish_on_their_version()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_version_survives_its_file_and_a_restart() {
-    let sandbox = Sandbox::new(&[]);
+    let sandbox = TestBed::new(&[]);
     install(&sandbox, "versioned-a", "versioned.wasm");
     let host = sandbox.host().await;
     let old = versioned(&host, 60_000).await;
@@ -134,7 +132,7 @@ async fn a_pinned_version_survives_its_file_and_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_replacement_changes_nothing() {
-    let sandbox = Sandbox::new(&["hello"]);
+    let sandbox = TestBed::new(&["hello"]);
     install(&sandbox, "versioned-a", "versioned.wasm");
     let host = sandbox.host().await;
     let v1 = serving(&host, "Versioned").unwrap();
@@ -179,7 +177,7 @@ async fn a_bad_replacement_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_written_slowly_is_not_loaded_half_written() {
-    let sandbox = Sandbox::new(&[]);
+    let sandbox = TestBed::new(&[]);
     let host = sandbox.host().await;
     let bytes = std::fs::read(component("hello")).unwrap();
     let path = sandbox.plugins().join("hello.wasm");
@@ -215,7 +213,7 @@ async fn a_file_written_slowly_is_not_loaded_half_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_moves_waiting_runs_that_fit_and_lists_the_rest() {
-    let sandbox = Sandbox::new(&[]);
+    let sandbox = TestBed::new(&[]);
     install(&sandbox, "versioned-a", "versioned.wasm");
     let host = sandbox.host().await;
     let v1 = serving(&host, "Versioned").unwrap();
@@ -268,12 +266,12 @@ async fn futures_join(host: &Host, n: usize) -> Vec<RunId> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_replacements_under_load_fail_no_run() {
-    let sandbox = Sandbox::new(&[]);
+    let sandbox = TestBed::new(&[]);
     install(&sandbox, "versioned-a", "versioned.wasm");
     let host = std::sync::Arc::new(sandbox.host().await);
     let a = serving(&host, "Versioned").unwrap();
     let b = {
-        let inspected = wasmflow_host::Plugins::inspect(&{
+        let inspected = wasmflow_host::inspect_plugins(&{
             let dir = sandbox.path().join("b-only");
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::copy(component("versioned-b"), dir.join("versioned.wasm")).unwrap();
@@ -340,7 +338,7 @@ async fn twenty_replacements_under_load_fail_no_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_keep_going_while_a_plugin_compiles() {
-    let sandbox = Sandbox::new(&["counter"]);
+    let sandbox = TestBed::new(&["counter"]);
     let host = sandbox.host().await;
     let run = host
         .start("Counter", r#"{"n": 100000}"#, StartOptions::new())

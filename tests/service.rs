@@ -1,18 +1,16 @@
 //! The host as a service: the real `wasmflow serve` binary, driven through
 //! its HTTP API and through the client subcommands.
 
-mod support;
-
 use std::io::BufRead;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::Sandbox;
+use crate::testbed::TestBed;
 
 /// A `wasmflow serve` on a free loopback port.
 struct Served {
-    _sandbox: Sandbox,
+    _sandbox: TestBed,
     child: Child,
     addr: String,
     token: Option<String>,
@@ -20,7 +18,7 @@ struct Served {
 
 impl Served {
     fn start(components: &[&str], token: Option<&str>) -> Served {
-        let sandbox = Sandbox::new(components);
+        let sandbox = TestBed::new(components);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
             .arg(sandbox.plugins())
@@ -603,7 +601,7 @@ fn every_documented_route_is_served() {
     let host = Served::start(&["hello"], None);
     let (s, doc) = host.http("GET", "/v1/openapi.json", None);
     assert_eq!(s, 200);
-    let file: Value = serde_json::from_str(include_str!("../host/openapi.json")).unwrap();
+    let file: Value = serde_json::from_str(include_str!("../host/server/openapi.json")).unwrap();
     assert_eq!(
         doc, file,
         "the served document is the one in the repository"
@@ -683,7 +681,7 @@ fn a_token_guards_every_route() {
 
 #[test]
 fn listening_off_loopback_needs_a_token() {
-    let sandbox = Sandbox::new(&["hello"]);
+    let sandbox = TestBed::new(&["hello"]);
     let o = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
         .args(["serve", "--listen", "0.0.0.0:0", "--plugins"])
         .arg(sandbox.plugins())

@@ -80,7 +80,7 @@ impl Context {
             input,
             timeout_ms: options.timeout.map(duration_ms),
             on_completed: options.on_completed.map(|(_, step)| step.to_owned()),
-            close_policy: options.close_policy,
+            close_policy: crate::error::close_policy_to_wit(options.close_policy),
         })
         .map_err(Error::from_wit)?;
         Ok(ChildHandle {
@@ -268,14 +268,7 @@ impl StartOptions {
 }
 
 /// What a parent's end does to a child.
-pub use wit::ClosePolicy;
-
-#[allow(clippy::derivable_impls)]
-impl Default for ClosePolicy {
-    fn default() -> Self {
-        ClosePolicy::Abandon
-    }
-}
+pub use wasmflow_protocol::ClosePolicy;
 
 /// A started child run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,15 +278,7 @@ pub struct ChildHandle {
 }
 
 /// How a child run ended, as delivered to a parent's `on_completed` step.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-pub struct ChildOutcome {
-    pub workflow_id: String,
-    pub run_id: String,
-    /// `completed`, `failed`, `cancelled` or `terminated`.
-    pub status: String,
-    pub result: Option<serde_json::Value>,
-    pub error: Option<serde_json::Value>,
-}
+pub use wasmflow_protocol::{ChildOutcome, ChildStatus};
 
 /// The current run's [`RunInfo`], asked of the host the first time it is
 /// read (most activations never do).

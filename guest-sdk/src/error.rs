@@ -7,7 +7,8 @@ use crate::bindings::wasmflow::workflow::types as wit;
 /// The kind of an [`Error`]: what went wrong, in terms a handler can match on.
 ///
 /// The host and the SDK produce every kind except [`ErrorKind::Application`],
-/// which is what workflow code's own errors become.
+/// which is what workflow code's own errors become. The host uses the same
+/// type (crate `wasmflow-protocol`).
 ///
 /// ```no_run
 /// # use wasmflow::prelude::*;
@@ -20,98 +21,9 @@ use crate::bindings::wasmflow::workflow::types as wit;
 /// # Ok(ctx.next.complete(count))
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// A store key that does not exist was read.
-    KeyNotFound,
-    /// A payload, input or stored value that does not fit its type.
-    InvalidPayload,
-    /// A directive named a step the workflow type does not have.
-    UnknownStep,
-    /// An event name the workflow type has no handler for.
-    UnknownEvent,
-    /// A workflow type no plugin provides.
-    UnknownWorkflowType,
-    /// `send_to_parent` from a run without a parent.
-    NoParent,
-    /// The workflow id is held by an active run that is not this run's child.
-    WorkflowAlreadyRunning,
-    /// A run exceeded its workflow timeout.
-    WorkflowTimeout,
-    /// An activation exceeded its step timeout.
-    StepTimeout,
-    /// An activation exceeded its memory cap.
-    MemoryLimit,
-    /// An activation exhausted its stack.
-    StackOverflow,
-    /// A guest trapped or panicked.
-    Trap,
-    /// A quota was exceeded.
-    QuotaExceeded,
-    /// The host does not support the call yet.
-    NotSupported,
-    /// The run was cancelled.
-    Cancelled,
-    /// The run was terminated.
-    Terminated,
-    /// An error of the workflow's own.
-    Application,
-}
+pub use wasmflow_protocol::ErrorKind;
 
-impl ErrorKind {
-    fn to_wit(self) -> wit::ErrorKind {
-        use wit::ErrorKind as W;
-        match self {
-            ErrorKind::KeyNotFound => W::KeyNotFound,
-            ErrorKind::InvalidPayload => W::InvalidPayload,
-            ErrorKind::UnknownStep => W::UnknownStep,
-            ErrorKind::UnknownEvent => W::UnknownEvent,
-            ErrorKind::UnknownWorkflowType => W::UnknownWorkflowType,
-            ErrorKind::NoParent => W::NoParent,
-            ErrorKind::WorkflowAlreadyRunning => W::WorkflowAlreadyRunning,
-            ErrorKind::WorkflowTimeout => W::WorkflowTimeout,
-            ErrorKind::StepTimeout => W::StepTimeout,
-            ErrorKind::MemoryLimit => W::MemoryLimit,
-            ErrorKind::StackOverflow => W::StackOverflow,
-            ErrorKind::Trap => W::Trap,
-            ErrorKind::QuotaExceeded => W::QuotaExceeded,
-            ErrorKind::NotSupported => W::NotSupported,
-            ErrorKind::Cancelled => W::Cancelled,
-            ErrorKind::Terminated => W::Terminated,
-            ErrorKind::Application => W::Application,
-        }
-    }
-
-    fn from_wit(kind: wit::ErrorKind) -> Self {
-        use wit::ErrorKind as W;
-        match kind {
-            W::KeyNotFound => ErrorKind::KeyNotFound,
-            W::InvalidPayload => ErrorKind::InvalidPayload,
-            W::UnknownStep => ErrorKind::UnknownStep,
-            W::UnknownEvent => ErrorKind::UnknownEvent,
-            W::UnknownWorkflowType => ErrorKind::UnknownWorkflowType,
-            W::NoParent => ErrorKind::NoParent,
-            W::WorkflowAlreadyRunning => ErrorKind::WorkflowAlreadyRunning,
-            W::WorkflowTimeout => ErrorKind::WorkflowTimeout,
-            W::StepTimeout => ErrorKind::StepTimeout,
-            W::MemoryLimit => ErrorKind::MemoryLimit,
-            W::StackOverflow => ErrorKind::StackOverflow,
-            W::Trap => ErrorKind::Trap,
-            W::QuotaExceeded => ErrorKind::QuotaExceeded,
-            W::NotSupported => ErrorKind::NotSupported,
-            W::Cancelled => ErrorKind::Cancelled,
-            W::Terminated => ErrorKind::Terminated,
-            W::Application => ErrorKind::Application,
-        }
-    }
-}
-
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
+wasmflow_protocol::wit_conversions!(crate::bindings::wasmflow::workflow::types);
 
 /// An error with a [kind](ErrorKind), a message and optional JSON details.
 ///
@@ -165,7 +77,7 @@ impl Error {
 
     pub(crate) fn into_wit(self) -> wit::Error {
         wit::Error {
-            kind: self.kind.to_wit(),
+            kind: error_kind_to_wit(self.kind),
             message: self.message,
             details: self.details.map(|d| d.to_string()),
         }
@@ -173,7 +85,7 @@ impl Error {
 
     pub(crate) fn from_wit(e: wit::Error) -> Self {
         Error {
-            kind: ErrorKind::from_wit(e.kind),
+            kind: error_kind_from_wit(e.kind),
             message: e.message,
             details: e.details.and_then(|d| serde_json::from_str(&d).ok()),
         }

@@ -68,7 +68,7 @@ pub use bindings::__export_world;
 pub use rt as __rt;
 
 pub use context::{
-    ChildHandle, ChildOutcome, ClosePolicy, Context, Log, Next, ParentInfo, RunInfo, StartOptions,
+    ChildHandle, ChildOutcome, ChildStatus, ClosePolicy, Context, Log, Next, ParentInfo, RunInfo, StartOptions,
     Store,
 };
 pub use directive::{Directive, IntoDirective, StepRef};
@@ -78,7 +78,7 @@ pub use wasmflow_macros::{event, query, start, step, workflow};
 /// Everything a workflow module needs: `use wasmflow::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ChildHandle, ChildOutcome, ClosePolicy, Context, Directive, Error, ErrorKind, Result,
+        ChildHandle, ChildOutcome, ChildStatus, ClosePolicy, Context, Directive, Error, ErrorKind, Result,
         StartOptions, event, query, start, step,
     };
     pub use std::time::Duration;

@@ -7,7 +7,7 @@ use std::sync::Once;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use wasmflow_payload::{Binding, Param};
+use wasmflow_protocol::payload::{self, Binding, Param};
 
 use crate::bindings::wasmflow::workflow::{host, types as wit};
 use crate::context::Context;
@@ -58,11 +58,8 @@ impl Args {
                 optional: p.optional,
             })
             .collect();
-        let binding = match handler.kind {
-            HandlerKind::Step => Binding::Whole,
-            _ => Binding::ByName,
-        };
-        let values = wasmflow_payload::bind(&params, binding, &payload)
+        let binding = Binding::of(crate::error::handler_kind_from_wit(handler.kind));
+        let values = payload::bind(&params, binding, &payload)
             .map_err(|e| Error::invalid_payload(e.to_string()))?
             .into_iter()
             .map(|v| v.cloned())

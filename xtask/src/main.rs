@@ -60,7 +60,7 @@ fn demo() -> Result<()> {
         "--release",
         "--quiet",
         "--package",
-        "wasmflow-host",
+        "wasmflow-cli",
     ]))?;
     let root = workspace_root();
     let dir = root.join("target").join("demo");
@@ -125,7 +125,7 @@ fn bench(extra: &[String]) -> Result<()> {
         .args([
             "bench",
             "--package",
-            "wasmflow-host",
+            "wasmflow-cli",
             "--bench",
             "activations",
             "--",

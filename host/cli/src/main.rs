@@ -1,0 +1,499 @@
+//! `wasmflow`: the command-line face of the host: `serve` (the host and its
+//! HTTP API), `run` (one run in-process), `types` and `upgrade`, and the
+//! client subcommands in `client.rs`.
+//!
+//! Exit codes: 0 success; 1 the run failed or the API refused the request
+//! (or a plugin file was rejected, for `types`); 2 the request was rejected
+//! before anything was stored, or the command could not run; 3 `result`:
+//! the run has not ended.
+
+mod client;
+
+/// mimalloc: many threads (tokio workers, the storage writer, blocking
+/// reads) allocate and free small objects at once; glibc's allocator spends
+/// a tenth of the host's time on that, mimalloc a fraction.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use std::sync::Arc;
+
+use wasmflow_host::{
+    HostBuilder, LiveVersion, RunStatus, StartOptions, inspect_plugins, open_admin,
+    short_version,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "wasmflow",
+    version,
+    about = "Durable workflows compiled to WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    connection: client::Connection,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host and its HTTP API: drive every run in the database and
+    /// pick up plugins added, replaced or removed while it runs. Ctrl-C or
+    /// SIGTERM stops it.
+    Serve(Box<ServeArgs>),
+    /// Run one workflow in-process on the embedded store and print its result.
+    Run(Box<RunArgs>),
+    /// List the workflow types a plugins directory provides: handlers,
+    /// versions, the versions live runs are pinned to, rejected files.
+    Types(TypesArgs),
+    /// Move the waiting runs of a workflow type to the newest version of its
+    /// plugin, where every handler they can still reach exists in it.
+    Upgrade(UpgradeArgs),
+    #[command(flatten)]
+    Client(client::Request),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Where the HTTP API listens. Off loopback it requires a token.
+    #[arg(long, env = "WASMFLOW_LISTEN", default_value = "127.0.0.1:7420")]
+    listen: std::net::SocketAddr,
+}
+
+#[derive(Args)]
+struct PluginsArg {
+    /// Directory of workflow components (`*.wasm`).
+    #[arg(long, env = "WASMFLOW_PLUGINS", default_value = "plugins")]
+    plugins: PathBuf,
+}
+
+#[derive(Args)]
+struct HostArgs {
+    #[command(flatten)]
+    plugins: PluginsArg,
+    /// The SQLite database file (created if missing).
+    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
+    db: PathBuf,
+    /// Activation deadline of handlers without their own, e.g. `10s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    step_timeout: Option<Duration>,
+    /// Memory cap per instance in MiB (default 64).
+    #[arg(long)]
+    memory_limit_mib: Option<usize>,
+    /// A lower memory cap for one plugin file, `FILE=MIB`; repeatable.
+    #[arg(long, value_name = "FILE=MIB", value_parser = parse_plugin_memory)]
+    plugin_memory_limit: Vec<(String, usize)>,
+    /// Instances at once (default 256); activations beyond wait.
+    #[arg(long)]
+    instance_slots: Option<u32>,
+    /// Largest value a guest may store, return or send, in bytes (default 1 MiB).
+    #[arg(long)]
+    max_value_bytes: Option<usize>,
+    /// Largest total store of a run, in bytes (default 16 MiB).
+    #[arg(long)]
+    max_store_bytes: Option<usize>,
+    /// Children one activation may start (default 10000).
+    #[arg(long)]
+    max_children: Option<usize>,
+    /// Events one activation may send to its parent (default 10000).
+    #[arg(long)]
+    max_events: Option<usize>,
+    /// Events a run's inbox may hold (default 10000).
+    #[arg(long)]
+    max_inbox: Option<u64>,
+    /// History entries a run may have (default 1000000).
+    #[arg(long)]
+    max_history: Option<u64>,
+    /// Deadline of a plugin's `describe` when it loads, e.g. `5s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    describe_timeout: Option<Duration>,
+}
+
+fn parse_plugin_memory(text: &str) -> Result<(String, usize), String> {
+    let (file, mib) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not FILE=MIB"))?;
+    let mib: usize = mib
+        .parse()
+        .map_err(|e| format!("`{mib}` in `{text}` is not a number of MiB: {e}"))?;
+    Ok((file.to_owned(), mib.saturating_mul(1 << 20)))
+}
+
+impl HostArgs {
+    fn builder(&self) -> HostBuilder {
+        let mut b = HostBuilder::new(&self.db).plugins(&self.plugins.plugins);
+        if let Some(t) = self.step_timeout {
+            b = b.step_timeout(t);
+        }
+        if let Some(mib) = self.memory_limit_mib {
+            b = b.memory_limit(mib.saturating_mul(1 << 20));
+        }
+        for (file, bytes) in &self.plugin_memory_limit {
+            b = b.plugin_memory_limit(file.clone(), *bytes);
+        }
+        if let Some(n) = self.instance_slots {
+            b = b.instance_slots(n);
+        }
+        if let Some(n) = self.max_value_bytes {
+            b = b.max_value_bytes(n);
+        }
+        if let Some(n) = self.max_store_bytes {
+            b = b.max_store_bytes(n);
+        }
+        if let Some(n) = self.max_children {
+            b = b.max_children_per_activation(n);
+        }
+        if let Some(n) = self.max_events {
+            b = b.max_events_per_activation(n);
+        }
+        if let Some(n) = self.max_inbox {
+            b = b.max_inbox_len(n);
+        }
+        if let Some(n) = self.max_history {
+            b = b.max_history_len(n);
+        }
+        if let Some(t) = self.describe_timeout {
+            b = b.describe_timeout(t);
+        }
+        b
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The workflow type to start, e.g. `Greeter`.
+    workflow_type: String,
+    /// The workflow input: a JSON object whose keys bind to the start
+    /// handler's parameters.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// The workflow id (default: the run id).
+    #[arg(long)]
+    id: Option<String>,
+    /// The workflow timeout, e.g. `5m`: the run fails with `WorkflowTimeout`
+    /// if it has not ended by then.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// An event to send to the run, `NAME` or `NAME=JSON`; repeat it to send
+    /// several, in order. Each is checked before the run starts.
+    #[arg(long = "event", value_name = "NAME[=JSON]")]
+    events: Vec<String>,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(Args)]
+struct TypesArgs {
+    /// A plugins directory to look at here; without it, ask the host at
+    /// `--addr`.
+    #[arg(long, env = "WASMFLOW_PLUGINS")]
+    plugins: Option<PathBuf>,
+    /// With `--plugins`: the database whose live runs' versions to show
+    /// (skipped if it does not exist).
+    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
+    db: PathBuf,
+}
+
+#[derive(Args)]
+struct UpgradeArgs {
+    /// The workflow type whose waiting runs to move.
+    workflow_type: String,
+    #[command(flatten)]
+    plugins: PluginsArg,
+    /// The database.
+    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
+    db: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `serve` logs what it does; the other commands print what matters
+    // themselves and log the guests' own lines. `RUST_LOG` overrides.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "error,wasmflow::guest=info",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let conn = cli.connection;
+    let result = match cli.command {
+        Command::Client(request) => client::run(conn, request),
+        Command::Types(TypesArgs { plugins: None, .. }) => client::types(conn),
+        command => runtime.block_on(async {
+            match command {
+                Command::Serve(args) => serve(*args, conn.token).await,
+                Command::Run(args) => run(*args).await,
+                Command::Types(args) => types(args, conn.json).await,
+                Command::Upgrade(args) => upgrade(args).await,
+                Command::Client(_) => unreachable!("handled above"),
+            }
+        }),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Result<ExitCode> {
+    client::check_listen(&args.listen, token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let host = Arc::new(args.host.builder().start().await?);
+    let plugins = host.plugins();
+    tracing::info!(
+        plugins = %args.host.plugins.plugins.display(),
+        db = %args.host.db.display(),
+        types = plugins.types().len(),
+        rejected = plugins.rejected().len(),
+        "serving on http://{addr}; Ctrl-C or SIGTERM stops"
+    );
+    let stopping = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.cancel();
+        }
+    });
+    wasmflow_server::serve(listener, host.clone(), token, stopping)
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("stopping: activations in progress will run again on the next start");
+    match Arc::try_unwrap(host) {
+        Ok(host) => host.shutdown().await,
+        // A request still holds the host; dropping it stops the drivers.
+        Err(host) => drop(host),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn upgrade(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
+    if !args.db.exists() {
+        anyhow::bail!("database `{}` does not exist", args.db.display());
+    }
+    let admin = open_admin(&args.db, &args.plugins.plugins).await?;
+    let report = admin.upgrade(&args.workflow_type).await?;
+    println!(
+        "{}: {} run(s) moved to version {}, {} left pinned",
+        report.workflow_type,
+        report.upgraded.len(),
+        short_version(&report.version),
+        report.pinned.len()
+    );
+    for run in &report.upgraded {
+        println!("  upgraded  {run}");
+    }
+    for pinned in &report.pinned {
+        println!(
+            "  pinned    {} (version {}): {}",
+            pinned.run_id,
+            short_version(&pinned.version),
+            pinned.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let host = args.host.builder().start().await?;
+    for rejected in host.plugins().rejected() {
+        eprintln!(
+            "warning: plugin `{}` rejected: {}",
+            rejected.file.display(),
+            rejected.reason
+        );
+    }
+    let events: Vec<(&str, &str)> = args
+        .events
+        .iter()
+        .map(|e| e.split_once('=').unwrap_or((e.as_str(), "")))
+        .collect();
+    for (name, payload) in &events {
+        host.check_event(&args.workflow_type, name, payload)?;
+    }
+    let mut options = StartOptions::new();
+    if let Some(id) = args.id {
+        options = options.workflow_id(id);
+    }
+    if let Some(timeout) = args.timeout {
+        options = options.timeout(timeout);
+    }
+    let started = host
+        .start(&args.workflow_type, &args.input, options)
+        .await?;
+    for (name, payload) in events {
+        host.send_to_run(started.run_id, name, payload).await?;
+    }
+    let record = host.wait(started.run_id).await?;
+    const SHOWN: usize = 10;
+    let children = host.children(started.run_id).await?;
+    for child in children.iter().take(SHOWN) {
+        let outcome = match (&child.result, &child.error) {
+            (Some(result), _) => format!(": {}", result.get()),
+            (None, Some(error)) => format!(": {error}"),
+            (None, None) => String::new(),
+        };
+        eprintln!(
+            "child {} {} (run {}) {}{outcome}",
+            child.workflow_type, child.workflow_id, child.run_id, child.status
+        );
+    }
+    if children.len() > SHOWN {
+        eprintln!("... and {} more children", children.len() - SHOWN);
+    }
+    host.shutdown().await;
+    match (record.status, record.result, record.error) {
+        (RunStatus::Completed, Some(result), _) => {
+            println!("{}", result.get());
+            Ok(ExitCode::SUCCESS)
+        }
+        (status, _, Some(error)) => {
+            eprintln!("error: run {} {status}: {error}", started.run_id);
+            Ok(ExitCode::from(1))
+        }
+        (status, _, None) => {
+            eprintln!("error: run {} ended {status}", started.run_id);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn types(args: TypesArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let dir = args.plugins.unwrap_or_default();
+    // With a database, the versions live runs hold; a missing one is not
+    // created just to be empty.
+    let (plugins, live): (Arc<wasmflow_host::Plugins>, Vec<LiveVersion>) = if args.db.exists() {
+        let admin = open_admin(&args.db, &dir).await?;
+        let live = admin.live_versions().await?;
+        (Arc::new(admin.plugins().clone()), live)
+    } else {
+        (Arc::new(inspect_plugins(&dir).await?), Vec::new())
+    };
+    let held = |name: &str| -> Vec<&LiveVersion> {
+        live.iter().filter(|l| l.workflow_type == name).collect()
+    };
+    if json {
+        let listing = wasmflow_server::types_json(&plugins, &live);
+        println!("{}", serde_json::to_string_pretty(&listing)?);
+    } else {
+        if plugins.types().is_empty() {
+            println!("no workflow types in `{}`", dir.display());
+        }
+        for (name, entry) in plugins.types() {
+            let file = entry.file.file_name().map_or_else(
+                || entry.file.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            );
+            println!(
+                "{name}  ({file}, version {})",
+                short_version(&entry.component.hash)
+            );
+            for h in &entry.spec.handlers {
+                let params: Vec<String> = h
+                    .params
+                    .iter()
+                    .map(|p| {
+                        if p.optional {
+                            format!("{}?", p.name)
+                        } else {
+                            p.name.clone()
+                        }
+                    })
+                    .collect();
+                let timeout = h
+                    .timeout
+                    .map(|t| format!("  timeout {}", humantime::format_duration(t)))
+                    .unwrap_or_default();
+                println!(
+                    "  {:<6} {}({}){timeout}",
+                    h.kind.as_str(),
+                    h.name,
+                    params.join(", ")
+                );
+            }
+            for l in held(name) {
+                let current = if l.version == entry.component.hash {
+                    " (current)"
+                } else {
+                    ""
+                };
+                println!(
+                    "  in flight: {} run(s) on version {}{current}",
+                    l.runs,
+                    short_version(&l.version)
+                );
+            }
+        }
+        // Types no plugin provides any more, still held by live runs.
+        for l in &live {
+            if plugins.get(&l.workflow_type).is_err() {
+                println!(
+                    "{}  (no plugin provides it now)\n  in flight: {} run(s) on version {}",
+                    l.workflow_type,
+                    l.runs,
+                    short_version(&l.version)
+                );
+            }
+        }
+        for r in plugins.rejected() {
+            println!("rejected  {}: {}", r.file.display(), r.reason);
+        }
+    }
+    Ok(if !plugins.rejected().is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,484 @@
+//! The plan: what an activation's outcome does to its run (SPEC 3), as a
+//! pure function, and the values it produces — the run's next state, the
+//! children to create and the events to deliver — which storage applies in
+//! one transaction.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use wasmflow_protocol::{ClosePolicy, ErrorKind, HandlerKind};
+
+use crate::activation::{ActivationOutcome, RunIdentity};
+use crate::error::WorkflowError;
+use crate::model::{Directive, HistoryEvent, Json, Pending, RunId, WorkflowTypeSpec, json_null, json_value};
+
+/// A child's link to its parent.
+#[derive(Debug, Clone)]
+pub struct ParentLink {
+    pub run_id: RunId,
+    /// The parent step told of the child's end.
+    pub on_completed: Option<String>,
+    pub close_policy: ClosePolicy,
+}
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub run_id: RunId,
+    pub workflow_id: String,
+    pub workflow_type: String,
+    pub version: String,
+    pub parent: Option<ParentLink>,
+    pub input: Json,
+    /// The start activation.
+    pub pending: Pending,
+    /// When the workflow timeout fails the run.
+    pub deadline_ms: Option<u64>,
+    pub at_ms: u64,
+}
+
+/// A wait timer: when it is due, the run's `on_timeout` step runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timer {
+    pub due_ms: u64,
+    pub on_timeout: String,
+}
+
+/// The state a commit moves a run to.
+#[derive(Debug, Clone)]
+pub enum NextState {
+    /// Another activation follows.
+    Running(Pending),
+    /// Parked until an event or the timer.
+    Waiting(Option<Timer>),
+    Completed(Json),
+    Failed(WorkflowError),
+}
+
+/// What goes into an inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboxKind {
+    /// An event for an event handler.
+    Event,
+    /// A child's completion notice for a parent step.
+    Notice,
+}
+
+impl InboxKind {
+    /// The kind of activation it becomes when dispatched.
+    pub fn handler_kind(self) -> HandlerKind {
+        match self {
+            InboxKind::Event => HandlerKind::Event,
+            InboxKind::Notice => HandlerKind::Step,
+        }
+    }
+}
+
+/// An event for a run's inbox.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub run_id: RunId,
+    pub name: String,
+    pub payload: Json,
+    pub kind: InboxKind,
+    /// `client`, or the sending child's run id.
+    pub source: String,
+}
+
+/// What an activation's outcome does to its run.
+#[derive(Debug)]
+pub struct Plan {
+    pub next: NextState,
+    pub writes: BTreeMap<String, Option<Json>>,
+    pub history: Vec<HistoryEvent>,
+    pub children: Vec<NewRun>,
+    pub to_parent: Vec<Delivery>,
+}
+
+/// Decide the run's next state from an activation's outcome (SPEC 3):
+///
+/// - an error (trap, limit, handler `Err`) fails the run and discards the
+///   activation's store writes, children and events;
+/// - `step(name)` runs that step next, if the type has it (else `UnknownStep`);
+/// - `wait` parks the run, with a durable timer when it has a timeout (which
+///   needs an existing `on_timeout` step);
+/// - `complete` and `fail` end the run; their store writes, children and
+///   events are kept.
+pub fn plan(
+    spec: &WorkflowTypeSpec,
+    run_id: RunId,
+    identity: &RunIdentity,
+    pending: &Pending,
+    seq: u64,
+    outcome: ActivationOutcome,
+    now_ms: u64,
+) -> Plan {
+    let duration_us = u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX);
+    let started_ms = now_ms.saturating_sub(duration_us / 1000);
+    let checked = outcome
+        .result
+        .and_then(|directive| next_state(spec, &directive, now_ms).map(|next| (directive, next)));
+    let (directive, next) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            return Plan {
+                history: vec![HistoryEvent::ActivationFailed {
+                    sequence: seq,
+                    kind: pending.kind,
+                    handler: pending.handler.clone(),
+                    started_ms,
+                    duration_us,
+                    error: error.clone(),
+                }],
+                next: NextState::Failed(error),
+                writes: Default::default(),
+                children: Vec::new(),
+                to_parent: Vec::new(),
+            };
+        }
+    };
+    let mut history = vec![HistoryEvent::ActivationCompleted {
+        sequence: seq,
+        kind: pending.kind,
+        handler: pending.handler.clone(),
+        started_ms,
+        duration_us,
+        directive: serde_json::to_value(&directive).unwrap_or_default(),
+        keys_changed: outcome.writes.keys().cloned().collect(),
+    }];
+    let children: Vec<NewRun> = outcome
+        .children
+        .into_iter()
+        .map(|child| {
+            history.push(HistoryEvent::ChildStarted {
+                workflow_type: child.workflow_type.clone(),
+                workflow_id: child.workflow_id.clone(),
+                run_id: child.run_id,
+            });
+            NewRun {
+                run_id: child.run_id,
+                workflow_id: child.workflow_id,
+                workflow_type: child.workflow_type,
+                version: child.version,
+                parent: Some(ParentLink {
+                    run_id,
+                    on_completed: child.on_completed,
+                    close_policy: child.close_policy,
+                }),
+                pending: Pending {
+                    kind: HandlerKind::Start,
+                    handler: child.start_handler,
+                    input: child.input.clone(),
+                },
+                input: child.input,
+                deadline_ms: child.timeout.map(|t| {
+                    now_ms.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+                }),
+                at_ms: now_ms,
+            }
+        })
+        .collect();
+    let parent_run_id = identity
+        .parent
+        .as_ref()
+        .and_then(|p| p.run_id.parse::<RunId>().ok());
+    let to_parent: Vec<Delivery> = match parent_run_id {
+        Some(parent) => outcome
+            .sent
+            .into_iter()
+            .map(|event| {
+                history.push(HistoryEvent::EventSentToParent {
+                    name: event.name.clone(),
+                    payload: json_value(&event.payload),
+                    parent_run_id: parent,
+                });
+                Delivery {
+                    run_id: parent,
+                    name: event.name,
+                    payload: event.payload,
+                    kind: InboxKind::Event,
+                    source: identity.run_id.clone(),
+                }
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    match &next {
+        NextState::Waiting(Some(timer)) => history.push(HistoryEvent::TimerSet {
+            due_ms: timer.due_ms,
+            on_timeout: Some(timer.on_timeout.clone()),
+        }),
+        NextState::Completed(_) | NextState::Failed(_) => {
+            // `run_completed`/`run_failed` are recorded by storage when the
+            // run ends (a pending cancel may end it differently).
+        }
+        NextState::Running(_) | NextState::Waiting(None) => {}
+    }
+    Plan {
+        next,
+        writes: outcome.writes,
+        history,
+        children,
+        to_parent,
+    }
+}
+
+fn next_state(
+    spec: &WorkflowTypeSpec,
+    directive: &Directive,
+    now_ms: u64,
+) -> Result<NextState, WorkflowError> {
+    let check_step = |name: &str, what: &str| {
+        if spec.handler(HandlerKind::Step, name).is_some() {
+            Ok(())
+        } else {
+            Err(WorkflowError::new(
+                ErrorKind::UnknownStep,
+                format!(
+                    "{what} names step `{name}`, which workflow type `{}` does not have",
+                    spec.name
+                ),
+            ))
+        }
+    };
+    Ok(match directive {
+        Directive::Step(name) => {
+            check_step(name, "the step directive")?;
+            NextState::Running(Pending {
+                kind: HandlerKind::Step,
+                handler: name.clone(),
+                input: json_null(),
+            })
+        }
+        Directive::Wait {
+            timeout,
+            on_timeout,
+        } => match (timeout, on_timeout) {
+            (None, None) => NextState::Waiting(None),
+            (Some(timeout), Some(step)) => {
+                check_step(step, "the wait's on_timeout")?;
+                let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+                NextState::Waiting(Some(Timer {
+                    due_ms: now_ms.saturating_add(ms),
+                    on_timeout: step.clone(),
+                }))
+            }
+            (Some(_), None) => {
+                return Err(WorkflowError::new(
+                    ErrorKind::UnknownStep,
+                    "a wait with a timeout needs an on_timeout step",
+                ));
+            }
+            (None, Some(step)) => {
+                return Err(WorkflowError::new(
+                    ErrorKind::UnknownStep,
+                    format!("the wait names on_timeout step `{step}` but no timeout"),
+                ));
+            }
+        },
+        Directive::Complete(result) => NextState::Completed(result.clone()),
+        Directive::Fail(error) => NextState::Failed(error.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use crate::activation::ParentIdentity;
+    use crate::model::{ChildStart, HandlerSpec, SentEvent, parse_json};
+    use wasmflow_protocol::ClosePolicy;
+
+    fn spec() -> WorkflowTypeSpec {
+        let h = |kind, name: &str| HandlerSpec {
+            name: name.into(),
+            kind,
+            params: vec![],
+            timeout: None,
+        };
+        WorkflowTypeSpec {
+            name: "Greeter".into(),
+            handlers: vec![
+                h(HandlerKind::Start, "start"),
+                h(HandlerKind::Step, "greet"),
+            ],
+        }
+    }
+
+    fn identity(parent: Option<RunId>) -> RunIdentity {
+        RunIdentity {
+            workflow_type: "Greeter".into(),
+            workflow_id: "g".into(),
+            run_id: RunId::new().to_string(),
+            version: "v1".into(),
+            parent: parent.map(|p| ParentIdentity {
+                workflow_type: "Parent".into(),
+                workflow_id: "p".into(),
+                run_id: p.to_string(),
+                version: "v0".into(),
+            }),
+        }
+    }
+
+    fn start() -> Pending {
+        Pending {
+            kind: HandlerKind::Start,
+            handler: "start".into(),
+            input: json_null(),
+        }
+    }
+
+    fn outcome(result: Result<Directive, WorkflowError>) -> ActivationOutcome {
+        let mut outcome = ActivationOutcome::failed(WorkflowError::new(ErrorKind::Trap, "unused"));
+        outcome.result = result;
+        outcome
+            .writes
+            .insert("name".to_owned(), Some(parse_json("\"Ada\"", "v").unwrap()));
+        outcome.duration = Duration::from_micros(7);
+        outcome
+    }
+
+    fn run(outcome: ActivationOutcome, seq: u64, now_ms: u64) -> Plan {
+        plan(
+            &spec(),
+            RunId::new(),
+            &identity(None),
+            &start(),
+            seq,
+            outcome,
+            now_ms,
+        )
+    }
+
+    fn kinds(plan: &Plan) -> Vec<&'static str> {
+        plan.history.iter().map(HistoryEvent::kind).collect()
+    }
+
+    #[test]
+    fn a_step_directive_schedules_the_step_and_keeps_writes() {
+        let plan = run(outcome(Ok(Directive::Step("greet".into()))), 0, 0);
+        assert!(matches!(&plan.next, NextState::Running(p) if p.handler == "greet"));
+        assert_eq!(plan.writes.len(), 1);
+        assert_eq!(kinds(&plan), ["activation_completed"]);
+    }
+
+    #[test]
+    fn an_unknown_step_fails_the_run_and_discards_writes() {
+        let plan = run(outcome(Ok(Directive::Step("gret".into()))), 3, 0);
+        match &plan.next {
+            NextState::Failed(e) => {
+                assert_eq!(e.kind, ErrorKind::UnknownStep);
+                assert!(e.message.contains("`gret`"), "{}", e.message);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(plan.writes.is_empty());
+        assert_eq!(kinds(&plan), ["activation_failed"]);
+    }
+
+    #[test]
+    fn an_error_fails_the_run_and_drops_children_and_events() {
+        let error = WorkflowError::new(ErrorKind::Trap, "boom");
+        let mut failed = outcome(Err(error.clone()));
+        failed.children.push(child());
+        failed.sent.push(sent());
+        let parent = RunId::new();
+        let plan = plan(
+            &spec(),
+            RunId::new(),
+            &identity(Some(parent)),
+            &start(),
+            0,
+            failed,
+            0,
+        );
+        assert!(matches!(&plan.next, NextState::Failed(e) if *e == error));
+        assert!(plan.writes.is_empty() && plan.children.is_empty() && plan.to_parent.is_empty());
+    }
+
+    fn child() -> ChildStart {
+        ChildStart {
+            run_id: RunId::new(),
+            workflow_id: "payment-1".into(),
+            workflow_type: "Payment".into(),
+            version: "v2".into(),
+            input: parse_json(r#"{"amount": 3}"#, "i").unwrap(),
+            start_handler: "payment_start".into(),
+            timeout: Some(Duration::from_secs(5)),
+            on_completed: Some("greet".into()),
+            close_policy: ClosePolicy::Cancel,
+        }
+    }
+
+    fn sent() -> SentEvent {
+        SentEvent {
+            name: "payment_completed".into(),
+            payload: parse_json(r#"{"txn_id": "t"}"#, "p").unwrap(),
+        }
+    }
+
+    #[test]
+    fn children_and_parent_events_go_with_the_commit() {
+        let mut ok = outcome(Ok(Directive::Wait {
+            timeout: None,
+            on_timeout: None,
+        }));
+        ok.children.push(child());
+        ok.sent.push(sent());
+        let (me, parent) = (RunId::new(), RunId::new());
+        let plan = plan(&spec(), me, &identity(Some(parent)), &start(), 4, ok, 1_000);
+        assert_eq!(
+            kinds(&plan),
+            [
+                "activation_completed",
+                "child_started",
+                "event_sent_to_parent"
+            ]
+        );
+        let child = &plan.children[0];
+        assert_eq!(child.workflow_id, "payment-1");
+        assert_eq!(child.deadline_ms, Some(6_000));
+        assert_eq!(child.pending.handler, "payment_start");
+        let link = child.parent.as_ref().unwrap();
+        assert_eq!(
+            (link.run_id, link.on_completed.as_deref(), link.close_policy),
+            (me, Some("greet"), ClosePolicy::Cancel)
+        );
+        assert_eq!(plan.to_parent[0].run_id, parent);
+        assert_eq!(plan.to_parent[0].kind, InboxKind::Event);
+        assert!(matches!(plan.next, NextState::Waiting(None)));
+    }
+
+    #[test]
+    fn a_timed_wait_sets_a_timer_on_an_existing_step() {
+        let wait = Directive::Wait {
+            timeout: Some(Duration::from_millis(250)),
+            on_timeout: Some("greet".into()),
+        };
+        let plan = run(outcome(Ok(wait)), 0, 1_000);
+        assert!(matches!(
+            &plan.next,
+            NextState::Waiting(Some(Timer { due_ms: 1_250, on_timeout })) if on_timeout == "greet"
+        ));
+        assert_eq!(kinds(&plan), ["activation_completed", "timer_set"]);
+        let bad = Directive::Wait {
+            timeout: Some(Duration::from_millis(250)),
+            on_timeout: None,
+        };
+        let plan = run(outcome(Ok(bad)), 0, 0);
+        assert!(matches!(&plan.next, NextState::Failed(e) if e.kind == ErrorKind::UnknownStep));
+    }
+
+    #[test]
+    fn complete_and_fail_end_the_run() {
+        let result = parse_json("\"Hello, Ada\"", "r").unwrap();
+        let plan = run(outcome(Ok(Directive::Complete(result))), 1, 0);
+        assert!(matches!(&plan.next, NextState::Completed(r) if r.get() == "\"Hello, Ada\""));
+        assert_eq!(plan.writes.len(), 1);
+        assert_eq!(kinds(&plan), ["activation_completed"]);
+        let error = WorkflowError::new(ErrorKind::Application, "declined");
+        let plan = run(outcome(Ok(Directive::Fail(error))), 1, 0);
+        assert!(matches!(&plan.next, NextState::Failed(e) if e.message == "declined"));
+        assert_eq!(plan.writes.len(), 1);
+    }
+}

@@ -1,0 +1,860 @@
+//! The engine: the one owner of scheduling (SPEC 3).
+//!
+//! [`Engine`] owns everything that moves runs: one driver task per run with
+//! work, which executes the run's pending activation in a fresh sandbox
+//! instance, turns the outcome into a [`StateCommit`] ([`plan`]), has
+//! storage commit it, and carries on until the run parks (waits) or ends; the
+//! durable wait timers and workflow timeouts; the callers waiting for runs to
+//! end; the component versions runs are pinned to; and the plugins directory
+//! watcher. At most one driver exists per run in a host, so a run executes
+//! one activation at a time; concurrency comes from many runs. Timers are
+//! re-armed from storage when a host starts.
+//!
+//! Its fields are private to this module: [`crate::Host`] and the rest of
+//! the crate use its methods. It knows neither wasmtime nor SQL: it talks to
+//! the sandbox and storage through their interfaces (`dyn Sandbox`,
+//! `dyn Storage`).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use wasmflow_core::activation::{
+    ActivationOutcome, ActivationRequest, BoxFuture, ChildRequest, ChildResolution,
+    ComponentVersion, HostServices, LogLevel, ParentIdentity, RunIdentity, Sandbox, ServiceError,
+    StoreMap, entry_bytes,
+};
+use wasmflow_core::model::{HistoryEvent, Pending, RunId, WorkflowTypeSpec, json_null, now_ms};
+use wasmflow_core::plan::{NewRun, NextState, Timer, plan};
+use wasmflow_core::{ErrorKind, HandlerKind, RunStatus, WorkflowError};
+use wasmflow_storage::{CommitOutcome, Effects, RunRecord, StateCommit, Storage};
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::plugins::{PluginDir, Plugins, ScanReport};
+
+/// What an engine is started with besides its storage and sandbox.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The plugins directory, if any.
+    pub plugins: Option<std::path::PathBuf>,
+    /// Memory caps of plugin files, by file name.
+    pub plugin_memory: HashMap<String, usize>,
+    /// The activation deadline of handlers without their own.
+    pub step_timeout: Duration,
+    /// History entries a run may have.
+    pub max_history_len: u64,
+}
+
+/// The scheduling core behind a [`crate::Host`].
+pub(crate) struct Engine {
+    sandbox: Arc<dyn Sandbox>,
+    storage: Arc<dyn Storage>,
+    plugin_dir: Option<PluginDir>,
+    /// Memory caps of plugin files, by file name.
+    plugin_memory: HashMap<String, usize>,
+    step_timeout: Duration,
+    max_history_len: u64,
+    metrics: Metrics,
+    /// Runs with a driver; `true` when it should look at the run again.
+    drivers: Mutex<HashMap<RunId, Driver>>,
+    /// Callers waiting for runs to end.
+    watchers: Mutex<HashMap<RunId, Vec<oneshot::Sender<()>>>>,
+    /// Every component version this host has loaded, by hash: runs pinned
+    /// to a version whose file was replaced or removed keep finding it.
+    versions: Mutex<HashMap<String, Arc<ComponentVersion>>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Load the plugins, keep their versions, and resume every unfinished
+    /// run of `storage`.
+    pub(crate) async fn start(
+        config: EngineConfig,
+        storage: Arc<dyn Storage>,
+        sandbox: Arc<dyn Sandbox>,
+    ) -> Result<Arc<Engine>> {
+        let plugin_dir = config
+            .plugins
+            .map(|dir| PluginDir::new(dir, config.plugin_memory.clone()));
+        let engine = Arc::new(Engine {
+            sandbox,
+            storage,
+            plugin_dir,
+            plugin_memory: config.plugin_memory,
+            step_timeout: config.step_timeout,
+            max_history_len: config.max_history_len,
+            metrics: Metrics::default(),
+            drivers: Mutex::new(HashMap::new()),
+            watchers: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        if let Some(dir) = &engine.plugin_dir {
+            let report = dir.scan(engine.sandbox.as_ref(), true).await?;
+            engine.publish(report).await?;
+            let live = engine.storage.live_versions().await?;
+            let mut keep: Vec<String> = live.into_iter().map(|l| l.version).collect();
+            keep.extend(dir.snapshot().files().map(|(_, c, _)| c.hash.clone()));
+            engine.storage.prune_components(keep).await?;
+            watch(&engine);
+        }
+        engine.resume().await?;
+        Ok(engine)
+    }
+
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The activation deadline of handlers without their own.
+    pub(crate) fn step_timeout(&self) -> Duration {
+        self.step_timeout
+    }
+
+    /// Drive a run the caller just created, from `seed`, with its workflow
+    /// timeout at `deadline_ms`.
+    pub(crate) fn drive_new(self: &Arc<Self>, seed: LiveRun, deadline_ms: Option<u64>) {
+        if let Some(due_ms) = deadline_ms {
+            arm_deadline(self, seed.run_id, due_ms);
+        }
+        wake(self, seed.run_id, Some(seed));
+    }
+
+    /// Act on what a write did to other runs.
+    pub(crate) fn apply(self: &Arc<Self>, effects: Effects) {
+        apply_effects(self, effects);
+    }
+
+    /// Resolves when `run_id` may have ended (look at it again), or the host
+    /// stops (`Err`).
+    pub(crate) fn ended(&self, run_id: RunId) -> impl Future<Output = Result<()>> + use<> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut watchers) = self.watchers.lock() {
+            watchers.entry(run_id).or_default().push(tx);
+        }
+        let shutdown = self.shutdown.clone();
+        async move {
+            tokio::select! {
+                _ = rx => Ok(()),
+                _ = shutdown.cancelled() => Err(Error::ShuttingDown),
+            }
+        }
+    }
+
+    /// Stop the drivers and timers and wait until they have stopped.
+    pub(crate) async fn stop(&self) {
+        self.shutdown_now();
+        self.tasks.wait().await;
+    }
+
+    /// Tell the drivers and timers to stop, without waiting for them.
+    pub(crate) fn shutdown_now(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+    }
+
+    /// Resume every unfinished run: running ones get a driver, waiting ones
+    /// their timer.
+    async fn resume(self: &Arc<Self>) -> Result<()> {
+        let runs = self.storage.live_runs().await?;
+        if !runs.is_empty() {
+            tracing::info!(runs = runs.len(), "resuming unfinished runs");
+        }
+        for run in runs {
+            if let Some(due_ms) = run.deadline_ms {
+                arm_deadline(self, run.run_id, due_ms);
+            }
+            match run.status {
+                RunStatus::Running => wake(self, run.run_id, None),
+                RunStatus::Waiting => {
+                    if let Some(timer) = run.timer {
+                        arm_timer(self, run.run_id, run.seq, timer);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The current plugins snapshot.
+    pub(crate) fn plugins(&self) -> Arc<Plugins> {
+        match &self.plugin_dir {
+            Some(dir) => dir.snapshot(),
+            None => Arc::default(),
+        }
+    }
+
+    /// A loaded version by hash, if this host has it.
+    pub(crate) fn loaded_version(&self, version: &str) -> Option<Arc<ComponentVersion>> {
+        self.versions.lock().ok()?.get(version).cloned()
+    }
+
+    /// Keep the versions a scan loaded, in memory and in the database, so
+    /// runs pinned to them can finish even when their file is replaced or
+    /// gone, after a restart too.
+    async fn publish(&self, report: ScanReport) -> Result<()> {
+        for _ in &report.rejected {
+            self.metrics.plugin_rejected();
+        }
+        for (file, component, bytes) in report.loaded {
+            self.metrics.plugin_loaded();
+            if let Ok(mut versions) = self.versions.lock() {
+                versions.insert(component.hash.clone(), component.clone());
+            }
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            self.storage
+                .save_component(&component.hash, name, bytes, now_ms())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The component a run is pinned to: one this host loaded, or the copy
+    /// kept in the database.
+    pub(crate) async fn component(&self, version: &str) -> Result<Arc<ComponentVersion>> {
+        if let Some(c) = self.loaded_version(version) {
+            return Ok(c);
+        }
+        let (bytes, file) =
+            self.storage
+                .component(version)
+                .await?
+                .ok_or_else(|| Error::VersionMissing {
+                    version: version.to_owned(),
+                })?;
+        let memory = file.and_then(|f| self.plugin_memory.get(&f).copied());
+        let component = self
+            .sandbox
+            .load(bytes.into(), memory)
+            .await
+            .map_err(|source| Error::VersionInvalid {
+                version: version.to_owned(),
+                source,
+            })?;
+        let component = Arc::new(component);
+        if let Ok(mut versions) = self.versions.lock() {
+            versions
+                .entry(version.to_owned())
+                .or_insert_with(|| component.clone());
+        }
+        Ok(component)
+    }
+
+    /// Load what a driver needs for a running run; `None` if it is not
+    /// running.
+    pub(crate) async fn load_live(&self, run_id: RunId) -> Result<Option<LiveRun>> {
+        let Some(record) = self.storage.run(run_id).await? else {
+            return Ok(None);
+        };
+        let (RunStatus::Running, Some(pending)) = (record.status, record.pending.clone()) else {
+            return Ok(None);
+        };
+        let component = self.component(&record.version).await?;
+        let spec = provided(&component, &record.workflow_type)?;
+        let identity = self.identity(&record).await?;
+        let store = self.storage.store(run_id).await?;
+        let store_bytes = store.iter().map(|(k, v)| entry_bytes(k, v)).sum();
+        let history_len = self.storage.history_len(run_id).await?;
+        Ok(Some(LiveRun {
+            run_id,
+            identity: Arc::new(identity),
+            component,
+            spec,
+            seq: record.seq,
+            pending,
+            store: Arc::new(store),
+            store_bytes,
+            history_len,
+        }))
+    }
+
+    /// Who a run is, as its guest sees it.
+    pub(crate) async fn identity(&self, record: &RunRecord) -> Result<RunIdentity> {
+        let parent = match record.parent_run_id {
+            Some(parent_id) => self.storage.run(parent_id).await?.map(|p| ParentIdentity {
+                workflow_type: p.workflow_type,
+                workflow_id: p.workflow_id,
+                run_id: p.run_id.to_string(),
+                version: p.version,
+            }),
+            None => None,
+        };
+        Ok(RunIdentity {
+            workflow_type: record.workflow_type.clone(),
+            workflow_id: record.workflow_id.clone(),
+            run_id: record.run_id.to_string(),
+            version: record.version.clone(),
+            parent,
+        })
+    }
+
+    /// The spec of `workflow_type` in component `version`.
+    pub(crate) async fn spec(
+        &self,
+        version: &str,
+        workflow_type: &str,
+    ) -> Result<Arc<WorkflowTypeSpec>> {
+        provided(&*self.component(version).await?, workflow_type)
+    }
+
+    /// Wake everyone waiting for `run_id` to end.
+    pub(crate) fn notify_terminal(&self, run_id: RunId) {
+        let waiting = self
+            .watchers
+            .lock()
+            .ok()
+            .and_then(|mut w| w.remove(&run_id));
+        for tx in waiting.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// `workflow_type` as `component` provides it.
+fn provided(component: &ComponentVersion, workflow_type: &str) -> Result<Arc<WorkflowTypeSpec>> {
+    component
+        .workflow_type(workflow_type)
+        .cloned()
+        .ok_or_else(|| Error::TypeMissing {
+            version: component.hash.clone(),
+            workflow_type: workflow_type.to_owned(),
+        })
+}
+
+/// A run in the hands of a driver: what it needs to execute activations
+/// without reading storage each time.
+pub(crate) struct LiveRun {
+    pub run_id: RunId,
+    pub identity: Arc<RunIdentity>,
+    pub component: Arc<ComponentVersion>,
+    pub spec: Arc<WorkflowTypeSpec>,
+    pub seq: u64,
+    pub pending: Pending,
+    pub store: Arc<StoreMap>,
+    /// The store's size, for the `max_store_bytes` quota.
+    pub store_bytes: usize,
+    /// History entries so far (those this host wrote or loaded), for the
+    /// `max_history_len` quota.
+    pub history_len: u64,
+}
+
+/// The driver of one run in this host.
+pub(crate) struct Driver {
+    /// Look at the run again when the current work is done.
+    poked: bool,
+    /// Abandon the activation in progress: the run ended under the driver
+    /// (terminated, timed out).
+    abort: CancellationToken,
+}
+
+/// Make sure a driver works on `run_id`. `seed` is the run's state when the
+/// caller has it; otherwise the driver loads it.
+pub(crate) fn wake(inner: &Arc<Engine>, run_id: RunId, seed: Option<LiveRun>) {
+    let abort = {
+        let Ok(mut drivers) = inner.drivers.lock() else {
+            return;
+        };
+        match drivers.entry(run_id) {
+            // A driver is on it: have it look again when it is done.
+            Entry::Occupied(mut e) => {
+                e.get_mut().poked = true;
+                return;
+            }
+            Entry::Vacant(e) => {
+                let abort = inner.shutdown.child_token();
+                e.insert(Driver {
+                    poked: false,
+                    abort: abort.clone(),
+                });
+                abort
+            }
+        }
+    };
+    let task_inner = inner.clone();
+    inner
+        .tasks
+        .spawn(async move { drive(task_inner, run_id, seed, abort).await });
+}
+
+/// Abandon the activation a driver of this host runs for `run_id`, if any.
+fn abort(inner: &Engine, run_id: RunId) {
+    if let Ok(drivers) = inner.drivers.lock()
+        && let Some(driver) = drivers.get(&run_id)
+    {
+        driver.abort.cancel();
+    }
+}
+
+async fn drive(
+    inner: Arc<Engine>,
+    run_id: RunId,
+    mut seed: Option<LiveRun>,
+    abort: CancellationToken,
+) {
+    loop {
+        let live = match seed.take() {
+            Some(live) => Some(live),
+            None => match inner.load_live(run_id).await {
+                Ok(live) => live,
+                Err(e) => {
+                    tracing::error!(%run_id, error = %e, "cannot load run");
+                    None
+                }
+            },
+        };
+        let reload = match live {
+            Some(live) => {
+                // Every log line about the run carries its ids.
+                let span = tracing::info_span!(
+                    "run",
+                    %run_id,
+                    workflow_id = %live.identity.workflow_id,
+                    workflow_type = %live.identity.workflow_type,
+                );
+                run_until_parked(&inner, live, &abort)
+                    .instrument(span)
+                    .await
+                    == Parked::Reload
+            }
+            None => false,
+        };
+        let Ok(mut drivers) = inner.drivers.lock() else {
+            return;
+        };
+        let poked = drivers.get(&run_id).is_some_and(|d| d.poked);
+        if (poked || reload) && !abort.is_cancelled() {
+            if let Some(d) = drivers.get_mut(&run_id) {
+                d.poked = false;
+            }
+            continue;
+        }
+        drivers.remove(&run_id);
+        return;
+    }
+}
+
+/// Why a driver stopped executing activations.
+#[derive(Debug, PartialEq, Eq)]
+enum Parked {
+    /// The run waits, ended, or the host is shutting down.
+    Done,
+    /// The run changed under the driver (a commit was stale): look again.
+    Reload,
+}
+
+/// Execute activations until the run waits, ends, the host shuts down or
+/// `abort` says the run ended under the driver.
+async fn run_until_parked(
+    inner: &Arc<Engine>,
+    mut live: LiveRun,
+    abort: &CancellationToken,
+) -> Parked {
+    loop {
+        let handler = live
+            .spec
+            .handler(live.pending.kind, &live.pending.handler)
+            .cloned();
+        let outcome = match &handler {
+            _ if live.history_len >= inner.max_history_len => ActivationOutcome::failed(
+                WorkflowError::quota("max_history_len", live.history_len, inner.max_history_len),
+            ),
+            Some(h) => {
+                let request = ActivationRequest {
+                    run: live.identity.clone(),
+                    spec: live.spec.clone(),
+                    services: inner.clone(),
+                    kind: live.pending.kind,
+                    handler: live.pending.handler.clone(),
+                    input: live.pending.input.clone(),
+                    sequence: live.seq,
+                    store: live.store.clone(),
+                    store_bytes: live.store_bytes,
+                    timeout: h.timeout.unwrap_or(inner.step_timeout),
+                };
+                tokio::select! {
+                    _ = abort.cancelled() => return Parked::Done,
+                    outcome = live.component.activate(request) => outcome,
+                }
+            }
+            None => ActivationOutcome::failed(missing_handler(&live.spec, &live.pending)),
+        };
+        emit_logs(&live, &outcome);
+        inner.metrics.activation(
+            &live.identity.workflow_type,
+            outcome.result.is_ok(),
+            outcome.duration,
+        );
+        if let Some(fault) = &outcome.host_fault {
+            // Not the guest's doing: nothing is committed, the activation
+            // runs again.
+            tracing::error!(run_id = %live.run_id, %fault, "activation hit a host fault; retrying");
+            if pause(inner).await.is_err() {
+                return Parked::Done;
+            }
+            continue;
+        }
+        let at_ms = now_ms();
+        let plan = plan(
+            &live.spec,
+            live.run_id,
+            &live.identity,
+            &live.pending,
+            live.seq,
+            outcome,
+            at_ms,
+        );
+        if let NextState::Failed(error) = &plan.next {
+            tracing::info!(
+                run_id = %live.run_id,
+                workflow_id = %live.identity.workflow_id,
+                handler = %live.pending.handler,
+                %error,
+                "run failed"
+            );
+        }
+        let children = plan.children;
+        let commit = StateCommit {
+            run_id: live.run_id,
+            expected_seq: live.seq,
+            next: plan.next.clone(),
+            writes: plan.writes,
+            history: plan.history,
+            children: children.clone(),
+            to_parent: plan.to_parent,
+            at_ms,
+        };
+        let writes = commit.writes.clone();
+        let history_len = commit.history.len() as u64;
+        let committing = std::time::Instant::now();
+        let committed = inner.storage.commit(commit).await;
+        inner.metrics.commit(committing.elapsed());
+        let (seq, next, effects) = match committed {
+            Ok(CommitOutcome::Applied { seq, next, effects }) => (seq, next, effects),
+            // The run moved on without this driver (terminated, or a host
+            // that was stopping committed late): start over from storage.
+            Ok(CommitOutcome::Stale) => return Parked::Reload,
+            // A child's workflow id was taken meanwhile: execute the
+            // activation again; this time the guest sees who holds it.
+            Ok(CommitOutcome::Conflict {
+                workflow_id,
+                run_id: holder,
+            }) => {
+                tracing::debug!(
+                    run_id = %live.run_id, %workflow_id, %holder,
+                    "child workflow id taken; re-executing"
+                );
+                continue;
+            }
+            Err(e) => {
+                // Nothing was committed: execute the activation again later.
+                tracing::error!(run_id = %live.run_id, error = %e, "commit failed; retrying");
+                if pause(inner).await.is_err() {
+                    return Parked::Done;
+                }
+                continue;
+            }
+        };
+        live.seq = seq;
+        // Its own entries, and the received + dispatched pair of an event
+        // handed over as it parked.
+        let dispatched = matches!(plan.next, NextState::Waiting(_)) && next.is_some();
+        live.history_len += history_len + if dispatched { 2 } else { 0 };
+        if !writes.is_empty() {
+            let store = Arc::make_mut(&mut live.store);
+            for (key, value) in writes {
+                if let Some(old) = store.get(&key) {
+                    live.store_bytes -= entry_bytes(&key, old);
+                }
+                match value {
+                    Some(v) => {
+                        live.store_bytes += entry_bytes(&key, &v);
+                        store.insert(key, v)
+                    }
+                    None => store.remove(&key),
+                };
+            }
+        }
+        for child in children {
+            start_child(inner, &live, child);
+        }
+        apply_effects(inner, effects);
+        match next {
+            Some(pending) => live.pending = pending,
+            None => {
+                if let NextState::Waiting(Some(timer)) = plan.next {
+                    arm_timer(inner, live.run_id, live.seq, timer);
+                }
+                return Parked::Done;
+            }
+        }
+    }
+}
+
+/// Wait a second before retrying after a fault; `Err` when the host stops.
+async fn pause(inner: &Arc<Engine>) -> Result<(), ()> {
+    tokio::select! {
+        _ = inner.shutdown.cancelled() => Err(()),
+        _ = tokio::time::sleep(Duration::from_secs(1)) => Ok(()),
+    }
+}
+
+/// Wake the runs a write woke and tell waiters about the runs it ended.
+pub(crate) fn apply_effects(inner: &Arc<Engine>, effects: Effects) {
+    for run_id in effects.woken {
+        wake(inner, run_id, None);
+    }
+    for ended in effects.finished {
+        inner.metrics.run_ended(&ended.workflow_type, ended.status);
+        // A run that was ended from outside (terminated, timed out, a
+        // parent's close policy) stops its activation now.
+        if matches!(ended.status, RunStatus::Terminated | RunStatus::Failed) {
+            abort(inner, ended.run_id);
+        }
+        inner.notify_terminal(ended.run_id);
+    }
+}
+
+/// Drive a child created by `parent`'s commit, and arm its workflow timeout.
+fn start_child(inner: &Arc<Engine>, parent: &LiveRun, child: NewRun) {
+    if let Some(due_ms) = child.deadline_ms {
+        arm_deadline(inner, child.run_id, due_ms);
+    }
+    let Some(entry) = inner.loaded_version(&child.version) else {
+        wake(inner, child.run_id, None);
+        return;
+    };
+    let Some(spec) = entry.workflow_type(&child.workflow_type).cloned() else {
+        wake(inner, child.run_id, None);
+        return;
+    };
+    let seed = LiveRun {
+        run_id: child.run_id,
+        identity: Arc::new(RunIdentity {
+            workflow_type: child.workflow_type,
+            workflow_id: child.workflow_id,
+            run_id: child.run_id.to_string(),
+            version: child.version,
+            parent: Some(ParentIdentity {
+                workflow_type: parent.identity.workflow_type.clone(),
+                workflow_id: parent.identity.workflow_id.clone(),
+                run_id: parent.identity.run_id.clone(),
+                version: parent.identity.version.clone(),
+            }),
+        }),
+        component: entry.clone(),
+        spec,
+        seq: 0,
+        pending: child.pending,
+        store: Arc::default(),
+        store_bytes: 0,
+        history_len: 1,
+    };
+    wake(inner, seed.run_id, Some(seed));
+}
+
+/// Fire `timer` when due: run its step, unless the run moved on first.
+pub(crate) fn arm_timer(inner: &Arc<Engine>, run_id: RunId, seq: u64, timer: Timer) {
+    let task_inner = inner.clone();
+    inner.tasks.spawn(async move {
+        let inner = task_inner;
+        let wait = Duration::from_millis(timer.due_ms.saturating_sub(now_ms()));
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let mut commit = StateCommit::new(
+            run_id,
+            seq,
+            NextState::Running(Pending {
+                kind: HandlerKind::Step,
+                handler: timer.on_timeout.clone(),
+                input: json_null(),
+            }),
+            now_ms(),
+        );
+        commit.history.push(HistoryEvent::TimerFired {
+            on_timeout: Some(timer.on_timeout),
+        });
+        match inner.storage.commit(commit).await {
+            Ok(CommitOutcome::Applied { effects, .. }) => {
+                apply_effects(&inner, effects);
+                wake(&inner, run_id, None);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(%run_id, error = %e, "timer could not fire"),
+        }
+    });
+}
+
+/// Fail the run with `WorkflowTimeout` at `due_ms` if it is still alive.
+pub(crate) fn arm_deadline(inner: &Arc<Engine>, run_id: RunId, due_ms: u64) {
+    let task_inner = inner.clone();
+    inner.tasks.spawn(async move {
+        let inner = task_inner;
+        let wait = Duration::from_millis(due_ms.saturating_sub(now_ms()));
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match inner.storage.expire(run_id, now_ms().max(due_ms)).await {
+            Ok(effects) => apply_effects(&inner, effects),
+            Err(e) => tracing::error!(%run_id, error = %e, "workflow timeout could not fire"),
+        }
+    });
+}
+
+fn missing_handler(spec: &WorkflowTypeSpec, pending: &Pending) -> WorkflowError {
+    let kind = match pending.kind {
+        HandlerKind::Event => ErrorKind::UnknownEvent,
+        _ => ErrorKind::UnknownStep,
+    };
+    WorkflowError::new(
+        kind,
+        format!(
+            "workflow type `{}` has no {} handler `{}`",
+            spec.name, pending.kind, pending.handler
+        ),
+    )
+}
+
+fn emit_logs(live: &LiveRun, outcome: &ActivationOutcome) {
+    for line in &outcome.logs {
+        let (run_id, workflow_id, handler) = (
+            &live.identity.run_id,
+            &live.identity.workflow_id,
+            &live.pending.handler,
+        );
+        let message = &line.message;
+        match line.level {
+            LogLevel::Trace => {
+                tracing::trace!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+            LogLevel::Debug => {
+                tracing::debug!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+        }
+    }
+}
+
+
+impl HostServices for Engine {
+    fn resolve_child<'a>(
+        &'a self,
+        parent_run_id: &'a str,
+        request: &'a ChildRequest,
+    ) -> BoxFuture<'a, std::result::Result<ChildResolution, ServiceError>> {
+        Box::pin(async move {
+            let plugins = self.plugins();
+            let entry = plugins.get(&request.workflow_type)?;
+            let start = entry.spec.start().ok_or_else(|| {
+                ServiceError::Host(format!(
+                    "workflow type `{}` has no start handler",
+                    request.workflow_type
+                ))
+            })?;
+            start.check_payload(&request.input).map_err(|mut e| {
+                e.message = format!("child `{}`: {}", request.workflow_id, e.message);
+                e
+            })?;
+            let active = self
+                .storage
+                .active_run(&request.workflow_id)
+                .await
+                .map_err(|e| ServiceError::Host(e.to_string()))?;
+            match active {
+                Some(run) if run.parent_run_id.map(|p| p.to_string()).as_deref() == Some(parent_run_id) => {
+                    Ok(ChildResolution::Existing { run_id: run.run_id })
+                }
+                Some(run) => Err(ServiceError::Guest(
+                    WorkflowError::new(
+                        ErrorKind::WorkflowAlreadyRunning,
+                        format!(
+                            "workflow id `{}` is held by active run `{}`, which is not a child of this run",
+                            request.workflow_id, run.run_id
+                        ),
+                    )
+                    .with_details(serde_json::json!({"run_id": run.run_id.to_string()})),
+                )),
+                None => Ok(ChildResolution::New {
+                    version: entry.component.hash.clone(),
+                    start_handler: start.name.clone(),
+                }),
+            }
+        })
+    }
+
+    fn check_parent_event<'a>(
+        &'a self,
+        parent: &'a ParentIdentity,
+        event: &'a str,
+        payload: &'a serde_json::Value,
+    ) -> BoxFuture<'a, std::result::Result<(), ServiceError>> {
+        Box::pin(async move {
+            let spec = self
+                .spec(&parent.version, &parent.workflow_type)
+                .await
+                .map_err(|e| ServiceError::Host(e.to_string()))?;
+            let handler = spec.handler(HandlerKind::Event, event).ok_or_else(|| {
+                WorkflowError::new(
+                    ErrorKind::UnknownEvent,
+                    format!(
+                        "the parent's workflow type `{}` has no handler for event `{event}`",
+                        spec.name
+                    ),
+                )
+            })?;
+            handler.check_payload(payload)?;
+            Ok(())
+        })
+    }
+}
+
+/// How often the plugins directory is looked at. A file is loaded once it
+/// held still for one period, so a new plugin is startable within about two.
+const WATCH_PERIOD: Duration = Duration::from_millis(200);
+
+/// Watch the plugins directory for the host's lifetime.
+fn watch(inner: &Arc<Engine>) {
+    let task_inner = inner.clone();
+    inner.tasks.spawn(async move {
+        let inner = task_inner;
+        let Some(dir) = &inner.plugin_dir else { return };
+        loop {
+            tokio::select! {
+                _ = inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(WATCH_PERIOD) => {}
+            }
+            match dir.scan(inner.sandbox.as_ref(), false).await {
+                Ok(report) => {
+                    if let Err(e) = inner.publish(report).await {
+                        tracing::error!(error = %e, "cannot keep a plugin version");
+                    }
+                }
+                Err(e) => tracing::warn!(dir = %dir.path().display(), error = %e, "cannot scan the plugins directory"),
+            }
+        }
+    });
+}

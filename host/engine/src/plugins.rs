@@ -1,0 +1,386 @@
+//! Plugins: the `*.wasm` files of the plugins directory, loaded into
+//! component versions, and the workflow types they provide (SPEC 11).
+//!
+//! [`Plugins`] is an immutable snapshot: which file provides which types at
+//! which version, and which files were rejected and why. [`PluginDir`] keeps
+//! the current snapshot of one directory and replaces it atomically when a
+//! file is added, changed or removed: readers always see a whole snapshot.
+//!
+//! Rules: a file that cannot be loaded (not wasm, not a component, the wrong
+//! world, a `describe` that traps or lies, a type another file already
+//! provides) is rejected with its name and the reason and changes nothing —
+//! the file's previous version, if any, stays active. Removing a file removes
+//! its types. Files load in name order at start, so which of two files
+//! claiming the same type wins is deterministic. A file is loaded only once
+//! its size and modification time held still for one scan (a file still
+//! being written is not loaded half-written), and a content that failed is
+//! reported once, not at every scan.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+
+use wasmflow_core::activation::{ComponentVersion, Sandbox};
+use wasmflow_core::model::WorkflowTypeSpec;
+use wasmflow_core::{ErrorKind, WorkflowError};
+
+use crate::error::Error;
+
+/// A workflow type and the component version that provides it.
+#[derive(Debug, Clone)]
+pub struct TypeEntry {
+    pub spec: Arc<WorkflowTypeSpec>,
+    pub component: Arc<ComponentVersion>,
+    pub file: PathBuf,
+}
+
+/// A file that was not loaded, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub file: PathBuf,
+    pub reason: String,
+}
+
+/// A loaded file.
+#[derive(Debug, Clone)]
+struct Loaded {
+    component: Arc<ComponentVersion>,
+    bytes: Arc<[u8]>,
+}
+
+/// What a plugins directory provides, at one moment.
+#[derive(Debug, Default, Clone)]
+pub struct Plugins {
+    types: HashMap<String, TypeEntry>,
+    rejected: BTreeMap<PathBuf, String>,
+    files: BTreeMap<PathBuf, Loaded>,
+}
+
+impl Plugins {
+    /// Load every `*.wasm` file of `dir` once, in a sandbox of its own, to
+    /// see what it provides (for listings and checks; a
+    /// [`Host`](crate::Host) watches its own).
+    pub async fn inspect(dir: &Path, sandbox: &dyn Sandbox) -> Result<Plugins, Error> {
+        let dir = PluginDir::new(dir.to_owned(), HashMap::new());
+        dir.scan(sandbox, true).await?;
+        Ok(dir.snapshot().as_ref().clone())
+    }
+
+    /// The component that provides `workflow_type`.
+    pub fn get(&self, workflow_type: &str) -> Result<&TypeEntry, WorkflowError> {
+        self.types.get(workflow_type).ok_or_else(|| {
+            let mut message = format!("no plugin provides workflow type `{workflow_type}`");
+            if !self.rejected.is_empty() {
+                let files: Vec<String> = self
+                    .rejected
+                    .keys()
+                    .map(|f| format!("`{}`", f.display()))
+                    .collect();
+                message.push_str(&format!(" (rejected plugin files: {})", files.join(", ")));
+            }
+            WorkflowError::new(ErrorKind::UnknownWorkflowType, message)
+        })
+    }
+
+    /// The loaded component with this version, if a file provides it now.
+    pub fn version(&self, hash: &str) -> Option<&Arc<ComponentVersion>> {
+        self.files
+            .values()
+            .map(|l| &l.component)
+            .find(|c| c.hash == hash)
+    }
+
+    /// Every loaded file with its component and bytes, in name order.
+    pub fn files(&self) -> impl Iterator<Item = (&Path, &Arc<ComponentVersion>, &Arc<[u8]>)> {
+        self.files
+            .iter()
+            .map(|(p, l)| (p.as_path(), &l.component, &l.bytes))
+    }
+
+    /// Workflow types by name, sorted.
+    pub fn types(&self) -> Vec<(&str, &TypeEntry)> {
+        let mut types: Vec<_> = self.types.iter().map(|(n, e)| (n.as_str(), e)).collect();
+        types.sort_by_key(|(n, _)| *n);
+        types
+    }
+
+    /// Rejected files, in name order.
+    pub fn rejected(&self) -> Vec<Rejected> {
+        self.rejected
+            .iter()
+            .map(|(file, reason)| Rejected {
+                file: file.clone(),
+                reason: reason.clone(),
+            })
+            .collect()
+    }
+
+    /// This snapshot with `file` providing `component`, or why it cannot.
+    fn with_file(
+        &self,
+        file: &Path,
+        component: Arc<ComponentVersion>,
+        bytes: Arc<[u8]>,
+    ) -> Result<Plugins, String> {
+        if let Some((name, other)) = component.types.iter().find_map(|t| {
+            self.types
+                .get(&t.name)
+                .filter(|e| e.file != file)
+                .map(|e| (&t.name, &e.file))
+        }) {
+            return Err(format!(
+                "workflow type `{name}` is already provided by `{}`",
+                other.display()
+            ));
+        }
+        let mut next = self.without_file(file);
+        for t in &component.types {
+            next.types.insert(
+                t.name.clone(),
+                TypeEntry {
+                    spec: t.clone(),
+                    component: component.clone(),
+                    file: file.to_owned(),
+                },
+            );
+        }
+        next.files
+            .insert(file.to_owned(), Loaded { component, bytes });
+        Ok(next)
+    }
+
+    /// This snapshot without `file` (its types and any rejection).
+    fn without_file(&self, file: &Path) -> Plugins {
+        let mut next = self.clone();
+        next.files.remove(file);
+        next.types.retain(|_, e| e.file != file);
+        next.rejected.remove(file);
+        next
+    }
+}
+
+/// When a file last changed, as far as a scan can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+/// What a scan did, for the log and the caller.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    /// Files loaded (new or changed), with their component.
+    pub loaded: Vec<(PathBuf, Arc<ComponentVersion>, Arc<[u8]>)>,
+    /// Files removed.
+    pub removed: Vec<PathBuf>,
+    /// Files rejected (each content once).
+    pub rejected: Vec<PathBuf>,
+}
+
+/// One plugins directory and its current snapshot.
+pub struct PluginDir {
+    dir: PathBuf,
+    /// Memory caps by file name.
+    memory: HashMap<String, usize>,
+    current: ArcSwap<Plugins>,
+    scan: Mutex<ScanState>,
+}
+
+#[derive(Default)]
+struct ScanState {
+    /// Each file's stamp at the previous scan.
+    last: HashMap<PathBuf, Stamp>,
+    /// The stamp each file was last loaded (or rejected) at.
+    handled: HashMap<PathBuf, Stamp>,
+    /// Contents already reported as rejected, per file.
+    reported: HashSet<(PathBuf, String)>,
+}
+
+impl PluginDir {
+    pub fn new(dir: PathBuf, memory: HashMap<String, usize>) -> Self {
+        PluginDir {
+            dir,
+            memory,
+            current: ArcSwap::from_pointee(Plugins::default()),
+            scan: Mutex::new(ScanState::default()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Plugins> {
+        self.current.load_full()
+    }
+
+    /// Look at the directory once and apply what changed. `eager`: load
+    /// changed files at once (the first scan) instead of waiting for them to
+    /// hold still for one scan. Only an unreadable directory is an error.
+    pub async fn scan(&self, sandbox: &dyn Sandbox, eager: bool) -> Result<ScanReport, Error> {
+        let stamps = self.stamps()?;
+        let (to_load, removed) = {
+            let mut state = self.scan.lock().map_err(|_| poisoned())?;
+            let mut to_load = Vec::new();
+            for (path, stamp) in &stamps {
+                let stable = eager || state.last.get(path) == Some(stamp);
+                if stable && state.handled.get(path) != Some(stamp) {
+                    to_load.push((path.clone(), *stamp));
+                }
+            }
+            let removed: Vec<PathBuf> = state
+                .handled
+                .keys()
+                .filter(|p| !stamps.contains_key(*p))
+                .cloned()
+                .collect();
+            for path in &removed {
+                state.handled.remove(path);
+                state.reported.retain(|(p, _)| p != path);
+            }
+            state.last = stamps;
+            // Name order: which of two files claiming a type wins is
+            // deterministic.
+            to_load.sort_by(|a, b| a.0.cmp(&b.0));
+            (to_load, removed)
+        };
+
+        let mut report = ScanReport::default();
+        for path in removed {
+            let next = self.snapshot().without_file(&path);
+            self.current.store(Arc::new(next));
+            tracing::info!(file = %path.display(), "plugin removed; its types are no longer startable");
+            report.removed.push(path);
+        }
+        for (path, stamp) in to_load {
+            match self.load_file(sandbox, &path, stamp).await? {
+                Load::Loaded(loaded) => report.loaded.push(loaded),
+                Load::Rejected { first: true } => report.rejected.push(path),
+                Load::Rejected { first: false } | Load::Unchanged => {}
+            }
+        }
+        Ok(report)
+    }
+
+    fn stamps(&self) -> Result<HashMap<PathBuf, Stamp>, Error> {
+        let dir_error = |source| Error::PluginsDir {
+            path: self.dir.clone(),
+            source,
+        };
+        let mut stamps = HashMap::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(dir_error)? {
+            let entry = entry.map_err(dir_error)?;
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "wasm") {
+                continue;
+            }
+            // A file that vanished between listing and stat is simply gone.
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_file() {
+                stamps.insert(
+                    path,
+                    Stamp {
+                        len: meta.len(),
+                        modified: meta.modified().ok(),
+                    },
+                );
+            }
+        }
+        Ok(stamps)
+    }
+
+    /// Load one file and publish it, or record why not.
+    async fn load_file(&self, sandbox: &dyn Sandbox, path: &Path, stamp: Stamp) -> Result<Load, Error> {
+        let started = Instant::now();
+        let bytes: Arc<[u8]> = match std::fs::read(path) {
+            Ok(bytes) => bytes.into(),
+            // Gone again: the next scan notices.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Load::Unchanged),
+            Err(e) => return self.reject(path, stamp, "", format!("cannot be read: {e}")),
+        };
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let current = self.snapshot();
+        if current
+            .files
+            .get(path)
+            .is_some_and(|l| l.component.hash == hash)
+        {
+            self.mark_handled(path, stamp)?;
+            return Ok(Load::Unchanged);
+        }
+        let cap = path
+            .file_name()
+            .and_then(|n| self.memory.get(n.to_string_lossy().as_ref()).copied());
+        let component = match sandbox.load(bytes.clone(), cap).await {
+            Ok(component) => Arc::new(component),
+            Err(e) => return self.reject(path, stamp, &hash, e.0),
+        };
+        let next = match self
+            .snapshot()
+            .with_file(path, component.clone(), bytes.clone())
+        {
+            Ok(next) => next,
+            Err(reason) => return self.reject(path, stamp, &hash, reason),
+        };
+        self.current.store(Arc::new(next));
+        self.mark_handled(path, stamp)?;
+        for t in &component.types {
+            tracing::info!(
+                file = %path.display(),
+                workflow_type = %t.name,
+                version = %short_version(&component.hash),
+                load_ms = started.elapsed().as_millis() as u64,
+                "workflow type loaded"
+            );
+        }
+        Ok(Load::Loaded((path.to_owned(), component, bytes)))
+    }
+
+    fn mark_handled(&self, path: &Path, stamp: Stamp) -> Result<(), Error> {
+        let mut state = self.scan.lock().map_err(|_| poisoned())?;
+        state.handled.insert(path.to_owned(), stamp);
+        Ok(())
+    }
+
+    /// Record a rejection; the previous version of the file stays active.
+    fn reject(&self, path: &Path, stamp: Stamp, hash: &str, reason: String) -> Result<Load, Error> {
+        let first = {
+            let mut state = self.scan.lock().map_err(|_| poisoned())?;
+            state.handled.insert(path.to_owned(), stamp);
+            state.reported.insert((path.to_owned(), hash.to_owned()))
+        };
+        let mut next = self.snapshot().as_ref().clone();
+        next.rejected.insert(path.to_owned(), reason.clone());
+        self.current.store(Arc::new(next));
+        if first {
+            tracing::warn!(file = %path.display(), %reason, "plugin rejected; its previous version, if any, stays active");
+        }
+        Ok(Load::Rejected { first })
+    }
+}
+
+/// What loading one file did.
+enum Load {
+    Loaded((PathBuf, Arc<ComponentVersion>, Arc<[u8]>)),
+    /// `first`: this content was not reported before.
+    Rejected {
+        first: bool,
+    },
+    Unchanged,
+}
+
+fn poisoned() -> Error {
+    Error::Poisoned {
+        what: "the plugin registry",
+    }
+}
+
+/// The first 12 hex digits of a version hash, for display.
+pub fn short_version(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}

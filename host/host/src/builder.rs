@@ -1,0 +1,261 @@
+//! [`HostBuilder`]: settings, their checks, and the wiring of the default
+//! parts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmflow_core::limits as defaults;
+use wasmflow_engine::{EngineConfig, Error, Host, Result};
+use wasmflow_sandbox::{SandboxConfig, WasmtimeSandbox};
+use wasmflow_storage::Quotas;
+use wasmflow_storage_sqlite::{Access, SqliteStorage};
+
+/// Configures and starts a [`Host`]. Every setting has a default; a value
+/// out of range is refused by [`HostBuilder::start`] with the setting named.
+///
+/// ```no_run
+/// # async fn f() -> wasmflow_host::Result<()> {
+/// use std::time::Duration;
+/// let host = wasmflow_host::HostBuilder::new("wasmflow.db")
+///     .plugins("./plugins")
+///     .step_timeout(Duration::from_secs(30))
+///     .plugin_memory_limit("reports.wasm", 256 << 20)
+///     .start()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HostBuilder {
+    db: PathBuf,
+    plugins: Option<PathBuf>,
+    sandbox: SandboxConfig,
+    step_timeout: Duration,
+    plugin_memory: HashMap<String, usize>,
+    max_inbox_len: u64,
+    max_history_len: u64,
+}
+
+impl HostBuilder {
+    /// The plugins directory (`*.wasm` components). Without one the host
+    /// knows no workflow types.
+    pub fn plugins(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.plugins = Some(dir.into());
+        self
+    }
+
+    /// The activation deadline of handlers that do not set their own
+    /// (default 10 s).
+    pub fn step_timeout(mut self, timeout: Duration) -> Self {
+        self.step_timeout = timeout;
+        self
+    }
+
+    /// Linear memory cap per instance (default 64 MiB).
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.sandbox.memory_bytes = bytes;
+        self
+    }
+
+    /// A lower memory cap for the instances of one plugin file (by file
+    /// name, e.g. `reports.wasm`).
+    pub fn plugin_memory_limit(mut self, file: impl Into<String>, bytes: usize) -> Self {
+        self.plugin_memory.insert(file.into(), bytes);
+        self
+    }
+
+    /// How many instances may exist at once (default 256); activations
+    /// beyond that wait for a slot.
+    pub fn instance_slots(mut self, slots: u32) -> Self {
+        self.sandbox.instance_slots = slots;
+        self
+    }
+
+    /// The largest JSON value a guest may store, return or send (default
+    /// 1 MiB).
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.sandbox.max_value_bytes = bytes;
+        self
+    }
+
+    /// The largest total size of a run's store, keys and values (default
+    /// 16 MiB).
+    pub fn max_store_bytes(mut self, bytes: usize) -> Self {
+        self.sandbox.max_store_bytes = bytes;
+        self
+    }
+
+    /// Children one activation may start (default 10,000).
+    pub fn max_children_per_activation(mut self, n: usize) -> Self {
+        self.sandbox.max_children_per_activation = n;
+        self
+    }
+
+    /// Events one activation may send to its parent (default 10,000).
+    pub fn max_events_per_activation(mut self, n: usize) -> Self {
+        self.sandbox.max_events_per_activation = n;
+        self
+    }
+
+    /// Events a run's inbox may hold (default 10,000).
+    pub fn max_inbox_len(mut self, n: u64) -> Self {
+        self.max_inbox_len = n;
+        self
+    }
+
+    /// History entries a run may have (default 1,000,000).
+    pub fn max_history_len(mut self, n: u64) -> Self {
+        self.max_history_len = n;
+        self
+    }
+
+    /// Where compiled components are cached so a restart does not compile
+    /// them again (default: `<db>.cache` beside the database).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.sandbox.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The deadline of a component's `describe` when it is loaded (default
+    /// 5 s).
+    pub fn describe_timeout(mut self, timeout: Duration) -> Self {
+        self.sandbox.describe_timeout = timeout;
+        self
+    }
+
+    /// Run without memory caps, deadlines and time-slicing: only to measure
+    /// what they cost (`cargo xtask bench`).
+    #[doc(hidden)]
+    pub fn without_limits_for_benchmarks(mut self) -> Self {
+        self.sandbox.enforce_limits = false;
+        self
+    }
+
+    fn check(&self) -> Result<()> {
+        fn range<T: PartialOrd + std::fmt::Debug>(
+            setting: &'static str,
+            value: T,
+            lo: T,
+            hi: T,
+            unit: &str,
+        ) -> Result<()> {
+            if value < lo || value > hi {
+                return Err(Error::Config {
+                    setting,
+                    reason: format!("{value:?}{unit} is not between {lo:?} and {hi:?}{unit}"),
+                });
+            }
+            Ok(())
+        }
+        let c = &self.sandbox;
+        range(
+            "step_timeout",
+            self.step_timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(24 * 3600),
+            "",
+        )?;
+        range(
+            "describe_timeout",
+            c.describe_timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(600),
+            "",
+        )?;
+        range("memory_limit", c.memory_bytes, 1 << 20, 4 << 30, " bytes")?;
+        for (file, &bytes) in &self.plugin_memory {
+            if !(1 << 20..=c.memory_bytes).contains(&bytes) {
+                return Err(Error::Config {
+                    setting: "plugin_memory_limit",
+                    reason: format!(
+                        "{bytes} bytes for `{file}` is not between 1 MiB and the global memory_limit ({} bytes)",
+                        c.memory_bytes
+                    ),
+                });
+            }
+        }
+        range("instance_slots", c.instance_slots, 1, 10_000, "")?;
+        range("max_value_bytes", c.max_value_bytes, 16, 64 << 20, " bytes")?;
+        range("max_store_bytes", c.max_store_bytes, 16, 1 << 30, " bytes")?;
+        if c.max_store_bytes < c.max_value_bytes {
+            return Err(Error::Config {
+                setting: "max_store_bytes",
+                reason: format!(
+                    "{} bytes is less than max_value_bytes ({} bytes)",
+                    c.max_store_bytes, c.max_value_bytes
+                ),
+            });
+        }
+        range(
+            "max_children_per_activation",
+            c.max_children_per_activation,
+            0,
+            1_000_000,
+            "",
+        )?;
+        range(
+            "max_events_per_activation",
+            c.max_events_per_activation,
+            0,
+            1_000_000,
+            "",
+        )?;
+        range("max_inbox_len", self.max_inbox_len, 1, 100_000_000, "")?;
+        range(
+            "max_history_len",
+            self.max_history_len,
+            100,
+            1_000_000_000,
+            "",
+        )?;
+        Ok(())
+    }
+
+    /// Open the database, load the plugins and resume unfinished runs. A
+    /// database another host holds is refused, naming the holder.
+    pub async fn start(mut self) -> Result<Host> {
+        self.check()?;
+        if self.sandbox.cache_dir.is_none() {
+            self.sandbox.cache_dir = Some(beside(&self.db, ".cache"));
+        }
+        let sandbox =
+            WasmtimeSandbox::new(self.sandbox).map_err(|e| Error::Sandbox(Box::new(e)))?;
+        let storage = SqliteStorage::open(
+            &self.db,
+            Access::Host,
+            Quotas {
+                max_inbox_len: self.max_inbox_len,
+            },
+        )?;
+        let config = EngineConfig {
+            plugins: self.plugins,
+            plugin_memory: self.plugin_memory,
+            step_timeout: self.step_timeout,
+            max_history_len: self.max_history_len,
+        };
+        Host::new(config, Arc::new(storage), Arc::new(sandbox)).await
+    }
+}
+
+/// `<path><suffix>`, e.g. `wasmflow.db.cache`.
+pub(crate) fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut path = path.as_os_str().to_owned();
+    path.push(suffix);
+    path.into()
+}
+
+impl HostBuilder {
+    /// Start configuring a host on the SQLite database at `db`.
+    pub fn new(db: impl Into<PathBuf>) -> HostBuilder {
+        HostBuilder {
+            db: db.into(),
+            plugins: None,
+            sandbox: SandboxConfig::default(),
+            step_timeout: defaults::STEP_TIMEOUT,
+            plugin_memory: HashMap::new(),
+            max_inbox_len: defaults::MAX_INBOX_LEN,
+            max_history_len: defaults::MAX_HISTORY_LEN,
+        }
+    }
+}

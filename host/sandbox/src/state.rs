@@ -1,0 +1,538 @@
+//! The data of one activation's wasmtime store, and the host functions the
+//! guest imports (`wasmflow:workflow/host`).
+//!
+//! Everything an activation does to the outside world is buffered here
+//! (store writes, log lines) and handed to the scheduler when the handler
+//! returns; nothing is visible before the activation commits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Result as WasmResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::host;
+use super::bindings::types::{self as wit, ErrorKind as WitKind};
+use super::output::BoundedOutput;
+use wasmflow_core::activation::{
+    ChildRequest, ChildResolution, HostServices, LogLevel, LogLine, RunIdentity, ServiceError,
+    StoreMap, entry_bytes,
+};
+use wasmflow_core::model::{ChildStart, Json, RunId, SentEvent, WorkflowTypeSpec};
+use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
+
+/// What an activation's state starts from. `spec` and `services` are absent
+/// for `describe`, which may not call out.
+pub struct ActivationInput {
+    pub run: Arc<RunIdentity>,
+    pub spec: Option<Arc<WorkflowTypeSpec>>,
+    pub services: Option<Arc<dyn HostServices>>,
+    pub handler: String,
+    pub sequence: u64,
+    pub committed: Arc<StoreMap>,
+    /// The committed store's size: the sum of its keys' and values' lengths.
+    pub committed_bytes: usize,
+    /// A query: it may read the store but not write it, start children or
+    /// send events.
+    pub read_only: bool,
+}
+
+/// Per-activation limits enforced by the host functions and the limiter.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivationLimits {
+    pub memory_bytes: usize,
+    pub max_value_bytes: usize,
+    pub max_store_bytes: usize,
+    pub log_bytes: usize,
+    pub max_children: usize,
+    pub max_events_sent: usize,
+}
+
+/// Why the host stopped the guest; attached to the wasmtime error so the
+/// outcome can be typed without parsing messages.
+#[derive(Debug, thiserror::Error)]
+pub enum Stop {
+    #[error("the activation exceeded its deadline")]
+    Deadline,
+    #[error("memory limit of {cap} bytes exceeded (growing to {desired} bytes)")]
+    Memory { desired: usize, cap: usize },
+    #[error("{0}")]
+    Violation(WorkflowError),
+    #[error("host fault: {0}")]
+    HostFault(String),
+}
+
+pub struct ActivationState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) stdout: BoundedOutput,
+    pub(super) stderr: BoundedOutput,
+    pub(super) limits: ActivationLimits,
+    read_only: bool,
+    pub(super) deadline: Instant,
+    run: Arc<RunIdentity>,
+    spec: Option<Arc<WorkflowTypeSpec>>,
+    services: Option<Arc<dyn HostServices>>,
+    handler: String,
+    sequence: u64,
+    committed: Arc<StoreMap>,
+    /// The store's size with this activation's writes applied.
+    store_bytes: usize,
+    pub(super) writes: BTreeMap<String, Option<Json>>,
+    pub(super) children: Vec<ChildStart>,
+    pub(super) sent: Vec<SentEvent>,
+    pub(super) logs: Vec<LogLine>,
+    log_bytes: usize,
+    pub(super) panic: Option<String>,
+    /// Set when the guest broke a rule; the activation fails with it whatever
+    /// the handler returns afterwards.
+    pub(super) violation: Option<WorkflowError>,
+    /// Set by the limiter when a memory grow was refused.
+    pub(super) memory_exceeded: bool,
+    /// Set when the host failed to answer an import; the activation is
+    /// discarded and retried.
+    pub(super) host_fault: Option<String>,
+}
+
+impl ActivationState {
+    /// The state of one activation.
+    pub fn new(limits: ActivationLimits, deadline: Instant, input: ActivationInput) -> Self {
+        let ActivationInput {
+            run,
+            spec,
+            services,
+            handler,
+            sequence,
+            committed,
+            committed_bytes,
+            read_only,
+        } = input;
+        let stdout = BoundedOutput::new(limits.log_bytes);
+        let stderr = BoundedOutput::new(limits.log_bytes);
+        // Nothing is granted: no preopened directories, no environment, no
+        // arguments, no network; stdout/stderr are captured, bounded.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        ActivationState {
+            wasi,
+            table: ResourceTable::new(),
+            stdout,
+            stderr,
+            limits,
+            read_only,
+            deadline,
+            run,
+            spec,
+            services,
+            handler,
+            sequence,
+            committed,
+            store_bytes: committed_bytes,
+            writes: BTreeMap::new(),
+            children: Vec::new(),
+            sent: Vec::new(),
+            logs: Vec::new(),
+            log_bytes: 0,
+            panic: None,
+            violation: None,
+            memory_exceeded: false,
+            host_fault: None,
+        }
+    }
+
+    /// What `key` counts for in the store now (0 when absent).
+    fn current_size(&self, key: &str) -> usize {
+        match self.writes.get(key) {
+            Some(Some(v)) => entry_bytes(key, v),
+            Some(None) => 0,
+            None => self.committed.get(key).map_or(0, |v| entry_bytes(key, v)),
+        }
+    }
+
+    pub(super) fn run_identity(&self) -> &RunIdentity {
+        &self.run
+    }
+
+    fn push_log(&mut self, level: LogLevel, mut message: String) {
+        let room = self.limits.log_bytes.saturating_sub(self.log_bytes);
+        if room == 0 {
+            return;
+        }
+        if message.len() > room {
+            let mut cut = room;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" [log truncated]");
+        }
+        self.log_bytes += message.len();
+        self.logs.push(LogLine { level, message });
+    }
+
+    /// Stop a query that tried to change something.
+    fn refuse_in_query(&mut self, what: &str) -> WasmResult<()> {
+        if self.read_only {
+            return Err(self.stop(WorkflowError::new(
+                ErrorKind::NotSupported,
+                format!("a query is read-only: it cannot {what}"),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fail the activation with `error` now: the guest is stopped.
+    fn stop(&mut self, error: WorkflowError) -> wasmtime::Error {
+        self.violation = Some(error.clone());
+        wasmtime::Error::new(Stop::Violation(error))
+    }
+}
+
+impl WasiView for ActivationState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for ActivationState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> WasmResult<bool> {
+        if desired > self.limits.memory_bytes {
+            self.memory_exceeded = true;
+            return Err(wasmtime::Error::new(Stop::Memory {
+                desired,
+                cap: self.limits.memory_bytes,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> WasmResult<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+}
+
+impl ActivationState {
+    /// A guest error goes back to the guest; a host fault stops the
+    /// activation.
+    fn service_result<T>(
+        &mut self,
+        result: Result<T, ServiceError>,
+    ) -> WasmResult<Result<T, wit::Error>> {
+        match result {
+            Ok(value) => Ok(Ok(value)),
+            Err(ServiceError::Guest(e)) => Ok(Err(to_wit(e))),
+            Err(ServiceError::Host(fault)) => {
+                self.host_fault = Some(fault.clone());
+                Err(wasmtime::Error::new(Stop::HostFault(fault)))
+            }
+        }
+    }
+
+    fn services(&self) -> Result<&Arc<dyn HostServices>, WorkflowError> {
+        self.services.as_ref().ok_or_else(|| {
+            WorkflowError::new(
+                ErrorKind::NotSupported,
+                "`describe` cannot start children or send events",
+            )
+        })
+    }
+
+    async fn start_child_checked(
+        &mut self,
+        child: wit::ChildStart,
+    ) -> Result<wit::ChildHandle, ServiceError> {
+        let what = format!("the input of child `{}`", child.workflow_id);
+        let input_json = wasmflow_core::model::parse_json(&child.input, &what)?;
+        let input: serde_json::Value = serde_json::from_str(input_json.get())
+            .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
+        if !input.is_object() {
+            return Err(ServiceError::Guest(WorkflowError::new(
+                ErrorKind::InvalidPayload,
+                format!(
+                    "{what} must be a JSON object, found {}",
+                    wasmflow_core::payload::json_type(&input)
+                ),
+            )));
+        }
+        if let Some(step) = &child.on_completed {
+            let known = self
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.handler(HandlerKind::Step, step).is_some());
+            if !known {
+                return Err(ServiceError::Guest(WorkflowError::new(
+                    ErrorKind::UnknownStep,
+                    format!(
+                        "on_completed names step `{step}`, which workflow type `{}` does not have",
+                        self.run.workflow_type
+                    ),
+                )));
+            }
+        }
+        let handle = |run_id: &RunId| wit::ChildHandle {
+            workflow_id: child.workflow_id.clone(),
+            run_id: run_id.to_string(),
+        };
+        // Starting the same workflow id twice in one activation is one child.
+        if let Some(existing) = self
+            .children
+            .iter()
+            .find(|c| c.workflow_id == child.workflow_id)
+        {
+            return Ok(handle(&existing.run_id));
+        }
+        let request = ChildRequest {
+            workflow_type: child.workflow_type.clone(),
+            workflow_id: child.workflow_id.clone(),
+            input,
+        };
+        let services = self.services()?.clone();
+        match services.resolve_child(&self.run.run_id, &request).await? {
+            ChildResolution::Existing { run_id } => Ok(handle(&run_id)),
+            ChildResolution::New {
+                version,
+                start_handler,
+            } => {
+                let run_id = RunId::new();
+                let handle = handle(&run_id);
+                self.children.push(ChildStart {
+                    run_id,
+                    workflow_id: child.workflow_id,
+                    workflow_type: child.workflow_type,
+                    version,
+                    input: input_json,
+                    start_handler,
+                    timeout: child.timeout_ms.map(Duration::from_millis),
+                    on_completed: child.on_completed,
+                    close_policy: crate::close_policy_from_wit(child.close_policy),
+                });
+                Ok(handle)
+            }
+        }
+    }
+
+    async fn send_to_parent_checked(
+        &mut self,
+        event: String,
+        payload: String,
+    ) -> Result<(), ServiceError> {
+        let Some(parent) = self.run.parent.clone() else {
+            return Err(ServiceError::Guest(WorkflowError::new(
+                ErrorKind::NoParent,
+                format!(
+                    "run `{}` has no parent to send event `{event}` to",
+                    self.run.run_id
+                ),
+            )));
+        };
+        let what = format!("the payload of event `{event}`");
+        let payload_json = wasmflow_core::model::parse_json(&payload, &what)?;
+        let value: serde_json::Value = serde_json::from_str(payload_json.get())
+            .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
+        let services = self.services()?.clone();
+        services.check_parent_event(&parent, &event, &value).await?;
+        self.sent.push(SentEvent {
+            name: event,
+            payload: payload_json,
+        });
+        Ok(())
+    }
+}
+
+fn to_wit(e: WorkflowError) -> wit::Error {
+    wit::Error {
+        kind: crate::error_kind_to_wit(e.kind),
+        message: e.message,
+        details: e.details.map(|d| d.to_string()),
+    }
+}
+
+fn wit_error(kind: WitKind, message: String) -> wit::Error {
+    wit::Error {
+        kind,
+        message,
+        details: None,
+    }
+}
+
+impl wit::Host for ActivationState {}
+
+impl host::Host for ActivationState {
+    fn store_get(&mut self, key: String) -> WasmResult<Option<String>> {
+        let value = match self.writes.get(&key) {
+            Some(write) => write.as_ref().map(|v| v.get().to_owned()),
+            None => self.committed.get(&key).map(|v| v.get().to_owned()),
+        };
+        Ok(value)
+    }
+
+    fn store_put(&mut self, key: String, value: String) -> WasmResult<Result<(), wit::Error>> {
+        self.refuse_in_query("write the store")?;
+        let max = self.limits.max_value_bytes;
+        if value.len() > max {
+            return Err(self.stop(WorkflowError::quota(
+                "max_value_bytes",
+                value.len() as u64,
+                max as u64,
+            )));
+        }
+        let json = match wasmflow_core::model::parse_json(&value, &format!("store value for `{key}`")) {
+            Ok(json) => json,
+            Err(e) => return Ok(Err(wit_error(WitKind::InvalidPayload, e.message))),
+        };
+        let size = self.store_bytes - self.current_size(&key) + entry_bytes(&key, &json);
+        if size > self.limits.max_store_bytes {
+            return Err(self.stop(WorkflowError::quota(
+                "max_store_bytes",
+                size as u64,
+                self.limits.max_store_bytes as u64,
+            )));
+        }
+        self.store_bytes = size;
+        self.writes.insert(key, Some(json));
+        Ok(Ok(()))
+    }
+
+    fn store_delete(&mut self, key: String) -> WasmResult<()> {
+        self.refuse_in_query("write the store")?;
+        self.store_bytes -= self.current_size(&key);
+        self.writes.insert(key, None);
+        Ok(())
+    }
+
+    async fn start_child(
+        &mut self,
+        child: wit::ChildStart,
+    ) -> WasmResult<Result<wit::ChildHandle, wit::Error>> {
+        self.refuse_in_query("start children")?;
+        if self.children.len() >= self.limits.max_children {
+            let max = self.limits.max_children as u64;
+            return Err(self.stop(WorkflowError::quota(
+                "max_children_per_activation",
+                max + 1,
+                max,
+            )));
+        }
+        let result = self.start_child_checked(child).await;
+        self.service_result(result)
+    }
+
+    async fn send_to_parent(
+        &mut self,
+        event: String,
+        payload: String,
+    ) -> WasmResult<Result<(), wit::Error>> {
+        self.refuse_in_query("send events")?;
+        if self.sent.len() >= self.limits.max_events_sent {
+            let max = self.limits.max_events_sent as u64;
+            return Err(self.stop(WorkflowError::quota(
+                "max_events_per_activation",
+                max + 1,
+                max,
+            )));
+        }
+        if payload.len() > self.limits.max_value_bytes {
+            return Err(self.stop(WorkflowError::quota(
+                "max_value_bytes",
+                payload.len() as u64,
+                self.limits.max_value_bytes as u64,
+            )));
+        }
+        let result = self.send_to_parent_checked(event, payload).await;
+        self.service_result(result)
+    }
+
+    fn now(&mut self) -> WasmResult<u64> {
+        Ok(wasmflow_core::model::now_ms())
+    }
+
+    fn random(&mut self) -> WasmResult<u64> {
+        Ok(rand::random())
+    }
+
+    fn uuid4(&mut self) -> WasmResult<String> {
+        Ok(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+
+    fn task_lookup(
+        &mut self,
+        _name: String,
+        _occurrence: u32,
+    ) -> WasmResult<Option<wit::TaskOutcome>> {
+        Ok(None)
+    }
+
+    fn task_record(
+        &mut self,
+        name: String,
+        _occurrence: u32,
+        _outcome: wit::TaskOutcome,
+    ) -> WasmResult<Result<(), wit::Error>> {
+        Ok(Err(wit_error(
+            WitKind::NotSupported,
+            format!("recording tasks is not supported yet (task `{name}`)"),
+        )))
+    }
+
+    fn log(&mut self, level: wit::LogLevel, message: String) -> WasmResult<()> {
+        let level = match level {
+            wit::LogLevel::Trace => LogLevel::Trace,
+            wit::LogLevel::Debug => LogLevel::Debug,
+            wit::LogLevel::Info => LogLevel::Info,
+            wit::LogLevel::Warn => LogLevel::Warn,
+            wit::LogLevel::Error => LogLevel::Error,
+        };
+        self.push_log(level, message);
+        Ok(())
+    }
+
+    fn report_panic(&mut self, message: String) -> WasmResult<()> {
+        let mut message = message;
+        if message.len() > 4096 {
+            let mut cut = 4096;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        self.panic = Some(message);
+        Ok(())
+    }
+
+    fn current_run(&mut self) -> WasmResult<wit::RunInfo> {
+        let run = &self.run;
+        Ok(wit::RunInfo {
+            workflow_type: run.workflow_type.clone(),
+            workflow_id: run.workflow_id.clone(),
+            run_id: run.run_id.clone(),
+            version: run.version.clone(),
+            parent: run.parent.as_ref().map(|p| wit::ParentInfo {
+                workflow_type: p.workflow_type.clone(),
+                workflow_id: p.workflow_id.clone(),
+                run_id: p.run_id.clone(),
+            }),
+            handler: self.handler.clone(),
+            sequence: self.sequence,
+        })
+    }
+}
