@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use crate::testbed::{TestBed, finish, result};
+use serde_json::json;
 use wasmflow_host::{Error, ErrorKind, HostBuilder, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -105,7 +105,11 @@ async fn bad_plugin_files_are_rejected_with_their_reason() {
     std::fs::write(plugins.join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(plugins.join("empty.wasm"), b"").unwrap();
     // A second file claiming a type another file provides.
-    std::fs::copy(crate::testbed::component("hello"), plugins.join("hello2.wasm")).unwrap();
+    std::fs::copy(
+        crate::testbed::component("hello"),
+        plugins.join("hello2.wasm"),
+    )
+    .unwrap();
     // Not a plugin at all: ignored.
     std::fs::write(plugins.join("README.txt"), "ignored").unwrap();
 

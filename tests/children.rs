@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use crate::testbed::{TestBed, finish, history_kinds, result, until};
+use serde_json::{Value, json};
 use wasmflow_host::{ErrorKind, Host, RunId, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use crate::testbed::{TestBed, finish, history_kinds, result, until};
+use serde_json::json;
 use wasmflow_host::{Error, ErrorKind, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);

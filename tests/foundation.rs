@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use crate::testbed::{TestBed, finish, result};
+use serde_json::json;
 use wasmflow_host::{ErrorKind, HistoryEvent, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);

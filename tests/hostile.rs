@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use crate::testbed::{TestBed, finish, result};
+use serde_json::json;
 use wasmflow_host::{Error, ErrorKind, Host, RunId, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -235,7 +235,9 @@ async fn components_that_cannot_be_trusted_to_load_are_rejected() {
     host.shutdown().await;
 
     // The same answers without a host.
-    let inspected = wasmflow_host::inspect_plugins(&sandbox.plugins()).await.unwrap();
+    let inspected = wasmflow_host::inspect_plugins(&sandbox.plugins())
+        .await
+        .unwrap();
     assert_eq!(inspected.rejected().len(), 4);
 }
 

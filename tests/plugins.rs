@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use crate::testbed::{TestBed, component, finish, result, until};
+use serde_json::json;
 use wasmflow_host::{ErrorKind, Host, RunId, RunStatus, StartOptions};
 
 const LIMIT: Duration = Duration::from_secs(60);

@@ -5,8 +5,8 @@ use std::io::BufRead;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use crate::testbed::TestBed;
+use serde_json::{Value, json};
 
 /// A `wasmflow serve` on a free loopback port.
 struct Served {
@@ -707,4 +707,37 @@ fn an_unreachable_host_is_named() {
         "{}",
         err(&o)
     );
+}
+
+#[test]
+fn a_second_host_on_the_same_database_is_refused_naming_the_holder() {
+    let host = Served::start(&["hello"], None);
+    let db = host._sandbox.db();
+    let plugins = host._sandbox.plugins();
+    let second: [&[&str]; 2] = [
+        &["serve", "--listen", "127.0.0.1:0"],
+        &["run", "Greeter", "--input", r#"{"name":"Ada"}"#],
+    ];
+    for args in second {
+        let o = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+            .args(args)
+            .arg("--plugins")
+            .arg(&plugins)
+            .arg("--db")
+            .arg(&db)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{args:?} must be refused: {}", out(&o));
+        let e = err(&o);
+        assert!(e.contains(&db.display().to_string()), "names the file: {e}");
+        assert!(e.contains("in use by another wasmflow host"), "{e}");
+        assert!(
+            e.contains(&format!("process {} ", host.child.id())),
+            "names the holder: {e}"
+        );
+    }
+    // The first host goes on serving.
+    let (status, body) = host.http("GET", "/healthz", None);
+    assert_eq!(status, 200, "{body}");
 }

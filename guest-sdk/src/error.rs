@@ -118,3 +118,18 @@ impl fmt::Display for Error {
 
 /// `Result<T, wasmflow::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod wit_tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_in_the_wit_world_round_trips() {
+        for kind in ErrorKind::ALL.iter().filter(|k| k.in_wit()) {
+            assert_eq!(error_kind_from_wit(error_kind_to_wit(*kind)), *kind);
+        }
+        for policy in crate::ClosePolicy::ALL {
+            assert_eq!(close_policy_from_wit(close_policy_to_wit(*policy)), *policy);
+        }
+    }
+}

@@ -68,8 +68,8 @@ pub use bindings::__export_world;
 pub use rt as __rt;
 
 pub use context::{
-    ChildHandle, ChildOutcome, ChildStatus, ClosePolicy, Context, Log, Next, ParentInfo, RunInfo, StartOptions,
-    Store,
+    ChildHandle, ChildOutcome, ChildStatus, ClosePolicy, Context, Log, Next, ParentInfo, RunInfo,
+    StartOptions, Store,
 };
 pub use directive::{Directive, IntoDirective, StepRef};
 pub use error::{Error, ErrorKind, Result};
@@ -78,8 +78,8 @@ pub use wasmflow_macros::{event, query, start, step, workflow};
 /// Everything a workflow module needs: `use wasmflow::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ChildHandle, ChildOutcome, ChildStatus, ClosePolicy, Context, Directive, Error, ErrorKind, Result,
-        StartOptions, event, query, start, step,
+        ChildHandle, ChildOutcome, ChildStatus, ClosePolicy, Context, Directive, Error, ErrorKind,
+        Result, StartOptions, event, query, start, step,
     };
     pub use std::time::Duration;
 }

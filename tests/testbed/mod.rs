@@ -2,7 +2,6 @@
 //! test binary, a no-op when nothing changed), plugin directories holding a
 //! chosen few of them, and hosts on a fresh SQLite file in a temp dir.
 
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -9,6 +9,8 @@
 //! `target/plugins/` (examples: the demo's plugins directory) and
 //! `target/test-plugins/` (test guests).
 
+pub mod layers;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -45,7 +47,7 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 

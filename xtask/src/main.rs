@@ -4,8 +4,11 @@
 //! - `demo`:   build the examples and the host, then run the seed's
 //!   Order/Payment example on a fresh embedded SQLite database and print the
 //!   Order's result and its Payment child's.
-//! - `test`:   build the guests, then `cargo fmt --check`, `cargo clippy`
-//!   (warnings are errors) and every test of the workspace.
+//! - `test`:   build the guests, then the layering check, `cargo fmt
+//!   --check`, `cargo clippy` (warnings are errors) and every test of the
+//!   workspace.
+//! - `layers`: check the architecture's dependency rules (see
+//!   `xtask::layers`).
 //! - `bench`:  build the guests and run the benchmark (release build).
 
 use std::process::{Command, ExitCode};
@@ -20,13 +23,15 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("layers") => xtask::layers::check(&workspace_root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <guests | demo | test | bench>\n\n\
+                "usage: cargo xtask <guests | demo | test | bench | layers>\n\n\
                  guests  build the example and test guest components\n\
                  demo    build everything and run the demo workflow\n\
                  test    fmt check, clippy and the whole test suite\n\
-                 bench   the benchmark (prints the figures)"
+                 bench   the benchmark (prints the figures)\n\
+                 layers  check the crates' dependency rules"
             );
             return ExitCode::from(2);
         }
@@ -55,13 +60,7 @@ fn guests() -> Result<()> {
 
 fn demo() -> Result<()> {
     let guests = build_guests()?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "--package",
-        "wasmflow-cli",
-    ]))?;
+    run(cargo().args(["build", "--release", "--quiet", "--package", "wasmflow-cli"]))?;
     let root = workspace_root();
     let dir = root.join("target").join("demo");
     std::fs::create_dir_all(&dir).context("cannot create target/demo")?;
@@ -105,6 +104,7 @@ fn demo() -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     build_guests()?;
+    xtask::layers::check(&workspace_root())?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs: run `cargo fmt --all`")?;
     run(cargo().args([

@@ -1,1 +1,862 @@
-//! wip
+//! The wire model of the wasmflow HTTP API (SPEC 12): one typed request or
+//! response body per route, with the exact field names and value shapes
+//! the server sends and the clients (the `wasmflow` CLI, the web UI) read.
+//! The server maps its domain types to these structs and the clients
+//! deserialize into them, so a change to the wire is a change here; this
+//! crate knows nothing of the host, only serde.
+//!
+//! User JSON (workflow inputs, results, event payloads and query
+//! arguments, history entry bodies, error details) stays
+//! [`serde_json::Value`]; everything the API itself defines is typed.
+//!
+//! | route | request | response |
+//! |---|---|---|
+//! | `POST /v1/workflows` | [`StartRequest`] | [`Started`] |
+//! | `GET /v1/workflows` | [`ListQuery`] | [`RunList`] |
+//! | `GET /v1/workflows/{id}` | [`RunQuery`] | [`RunView`] |
+//! | `GET /v1/workflows/{id}/result` | [`RunQuery`] | [`ResultView`] |
+//! | `POST /v1/workflows/{id}/events` | [`SendEvent`] | [`EventAccepted`] |
+//! | `GET /v1/workflows/{id}/history` | [`RunQuery`] | [`HistoryView`] |
+//! | `GET /v1/workflows/{id}/tree` | | [`TreeView`] |
+//! | `POST /v1/workflows/{id}/cancel`, `.../terminate` | [`CancelRequest`] | [`RunView`] |
+//! | `POST /v1/workflows/{id}/queries/{name}` | [`QueryRequest`] | [`QueryAnswer`] |
+//! | `GET /v1/types` | | [`TypesView`] |
+//! | `POST /v1/types/{type}/upgrade` | | [`UpgradeView`] |
+//! | `GET /healthz` | | [`Health`] |
+//! | any error | | [`ErrorBody`] |
+//!
+//! (`GET /v1/openapi.json` and `GET /metrics` answer documents of their
+//! own: the OpenAPI description and the Prometheus text format.)
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// Where a run is in its state machine, as the API spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// An activation is scheduled or executing.
+    Running,
+    /// Parked until an event or a timer.
+    Waiting,
+    Completed,
+    Failed,
+    Cancelled,
+    Terminated,
+}
+
+impl RunStatus {
+    /// Every status, in state-machine order.
+    pub const ALL: &'static [RunStatus] = &[
+        RunStatus::Running,
+        RunStatus::Waiting,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::Terminated,
+    ];
+
+    /// The status as it appears on the wire, e.g. `waiting`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Waiting => "waiting",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Terminated => "terminated",
+        }
+    }
+
+    /// Whether the run has ended (completed, failed, cancelled, terminated).
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Running | RunStatus::Waiting)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .iter()
+            .copied()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| format!("unknown run status `{s}`"))
+    }
+}
+
+/// An error answer, of any route: `{"kind", "message"}` with the HTTP
+/// status. `kind` is a wasmflow error kind (`RunNotFound`,
+/// `InvalidPayload`, ...) or one of the API's own (`Unauthorized`,
+/// `NotFound`, `Internal`, `ShuttingDown`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub kind: String,
+    pub message: String,
+}
+
+impl fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// Why a run failed, was cancelled or terminated: `{"kind", "message",
+/// "details"?}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunError {
+    pub kind: String,
+    pub message: String,
+    /// Structured details, user JSON; absent when there are none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// What to do when the workflow id of a start has an active run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnConflict {
+    /// Refuse the start: 409 `WorkflowAlreadyRunning`.
+    #[default]
+    Error,
+    /// Answer 200 with the active run (`existing: true`).
+    ReturnExisting,
+}
+
+impl OnConflict {
+    /// The name on the wire: `error` or `return_existing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnConflict::Error => "error",
+            OnConflict::ReturnExisting => "return_existing",
+        }
+    }
+}
+
+impl Serialize for OnConflict {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for OnConflict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "error" => Ok(OnConflict::Error),
+            "return_existing" => Ok(OnConflict::ReturnExisting),
+            other => Err(serde::de::Error::custom(format!(
+                "`on_conflict` must be `error` or `return_existing`, not `{other}`"
+            ))),
+        }
+    }
+}
+
+/// `POST /v1/workflows`: start a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// The workflow type.
+    #[serde(rename = "type")]
+    pub workflow_type: String,
+    /// The workflow id (default: the run id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The input, a JSON object binding to the start handler's parameters
+    /// (default `{}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    /// The workflow timeout, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Default: [`OnConflict::Error`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_conflict: Option<OnConflict>,
+}
+
+impl StartRequest {
+    /// A start of `workflow_type` with every option at its default.
+    pub fn new(workflow_type: impl Into<String>) -> Self {
+        StartRequest {
+            workflow_type: workflow_type.into(),
+            id: None,
+            input: None,
+            timeout_ms: None,
+            on_conflict: None,
+        }
+    }
+}
+
+/// The answer to a start: 201 for a new run, 200 for the active run of the
+/// id (`existing`, with [`OnConflict::ReturnExisting`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub existing: bool,
+}
+
+/// The query of `GET /v1/workflows`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Only runs of this workflow type.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub workflow_type: Option<String>,
+    /// Only runs with this status (a [`RunStatus`] name; the server names
+    /// an unknown one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// At most this many runs, 1 to 1000 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// The query of the routes that address one run of a workflow id
+/// (`GET /v1/workflows/{id}`, `.../result`, `.../history`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunQuery {
+    /// A run of the workflow id (default: the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// `.../result` only: how long to wait for the run to end, in
+    /// milliseconds (at most 60000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// One run (`GET /v1/workflows/{id}`, the answer to cancel and terminate,
+/// the items of [`RunList`]). Absent values are `null`, not left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub workflow_id: String,
+    pub run_id: String,
+    /// The workflow type.
+    #[serde(rename = "type")]
+    pub workflow_type: String,
+    pub status: RunStatus,
+    /// The component version the run is pinned to.
+    pub version: String,
+    /// The parent's run id, for a child run.
+    pub parent: Option<String>,
+    /// The result of a completed run.
+    pub result: Option<Value>,
+    /// Why a run failed, was cancelled or terminated.
+    pub error: Option<RunError>,
+    /// When the timer of a waiting run is due, in Unix milliseconds.
+    pub timer_due_ms: Option<u64>,
+    /// When the workflow timeout ends the run, in Unix milliseconds.
+    pub deadline_ms: Option<u64>,
+    /// The reason of a cancel waiting for the current activation to end.
+    pub cancel_requested: Option<String>,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+/// `GET /v1/workflows`: runs, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunList {
+    pub runs: Vec<RunView>,
+}
+
+/// `GET /v1/workflows/{id}/result`: 200 once the run ended, 202 while it
+/// has not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultView {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub status: RunStatus,
+    pub result: Option<Value>,
+    pub error: Option<RunError>,
+}
+
+/// `POST /v1/workflows/{id}/events`: an event for the latest run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendEvent {
+    /// The event name.
+    pub name: String,
+    /// The payload, user JSON (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+}
+
+/// The answer to an event: 202 once it is durably in the run's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAccepted {
+    pub workflow_id: String,
+    pub run_id: String,
+}
+
+/// `GET /v1/workflows/{id}/history`: a run's history, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub events: Vec<HistoryEntry>,
+}
+
+/// One history entry: its position and time, its `type`
+/// (`run_started`, `activation_completed`, ...) and the fields of that
+/// type, flattened beside them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Position in the database's commit order; increases along a run.
+    pub id: i64,
+    pub at_ms: u64,
+    /// The entry type, e.g. `run_completed`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The other fields of the entry, e.g. `{"result": ...}`.
+    #[serde(flatten)]
+    pub details: Map<String, Value>,
+}
+
+/// `GET /v1/workflows/{id}/tree`: a run (its fields flattened) with its
+/// children, recursively.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeView {
+    #[serde(flatten)]
+    pub run: RunView,
+    pub children: Vec<TreeView>,
+}
+
+/// `POST /v1/workflows/{id}/cancel` and `.../terminate`; an empty body is
+/// `{}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Recorded as the run's error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/workflows/{id}/terminate` takes the same body as cancel.
+pub type TerminateRequest = CancelRequest;
+
+/// `POST /v1/workflows/{id}/queries/{name}`; an empty body is `{}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// The query's arguments, user JSON bound to its parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    /// A run of the workflow id (default: the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+/// The value a query handler returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryAnswer {
+    pub workflow_id: String,
+    pub run_id: String,
+    /// User JSON.
+    pub result: Value,
+}
+
+/// `GET /v1/types` (and `wasmflow types --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypesView {
+    /// The workflow types the plugins provide, by name.
+    pub types: Vec<TypeView>,
+    /// Plugin files that were not loaded.
+    pub rejected: Vec<RejectedPlugin>,
+}
+
+/// A workflow type: its current version, the file providing it, its
+/// handlers and the versions its live runs are pinned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeView {
+    pub name: String,
+    /// The component version (a hash) new runs get.
+    pub version: String,
+    /// The plugin file.
+    pub file: String,
+    pub handlers: Vec<HandlerView>,
+    pub in_flight: Vec<InFlight>,
+}
+
+/// One handler of a workflow type, as the component describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerView {
+    pub name: String,
+    /// `start`, `step`, `event` or `query`.
+    pub kind: String,
+    pub params: Vec<ParamView>,
+    /// The handler's own activation deadline, in milliseconds; absent when
+    /// it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+}
+
+/// One parameter of a handler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamView {
+    pub name: String,
+    pub optional: bool,
+}
+
+/// How many live runs hold a version of a workflow type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub version: String,
+    pub runs: u64,
+}
+
+/// A plugin file that was not loaded, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedPlugin {
+    pub file: String,
+    pub reason: String,
+}
+
+/// `POST /v1/types/{type}/upgrade`: what moved to the newest version and
+/// what stayed pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeView {
+    #[serde(rename = "type")]
+    pub workflow_type: String,
+    /// The version runs were moved to.
+    pub version: String,
+    /// The run ids moved.
+    pub upgraded: Vec<String>,
+    pub pinned: Vec<PinnedView>,
+}
+
+/// A run an upgrade left on its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedView {
+    pub run_id: String,
+    pub version: String,
+    pub reason: String,
+}
+
+/// `GET /healthz`: `{"status": "ok"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+}
+
+impl Health {
+    /// The answer of a live host.
+    pub fn ok() -> Self {
+        Health {
+            status: "ok".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+    use serde_json::json;
+
+    use super::*;
+
+    /// `value` serialises to exactly `wire`, and `wire` reads back as
+    /// `value`.
+    fn round_trip<T>(value: &T, wire: Value)
+    where
+        T: Serialize + DeserializeOwned + PartialEq + fmt::Debug,
+    {
+        assert_eq!(serde_json::to_value(value).unwrap(), wire);
+        let text = serde_json::to_string(value).unwrap();
+        assert_eq!(&serde_json::from_str::<T>(&text).unwrap(), value);
+        assert_eq!(&serde_json::from_value::<T>(wire).unwrap(), value);
+    }
+
+    fn run(status: RunStatus) -> RunView {
+        RunView {
+            workflow_id: "order-1".into(),
+            run_id: "0190c6e0-0000-7000-8000-000000000001".into(),
+            workflow_type: "Order".into(),
+            status,
+            version: "abc123".into(),
+            parent: None,
+            result: None,
+            error: None,
+            timer_due_ms: None,
+            deadline_ms: None,
+            cancel_requested: None,
+            created_ms: 1,
+            updated_ms: 2,
+        }
+    }
+
+    #[test]
+    fn statuses_are_lowercase_strings() {
+        for status in RunStatus::ALL {
+            round_trip(status, json!(status.as_str()));
+            assert_eq!(status.as_str().parse::<RunStatus>(), Ok(*status));
+        }
+        assert!("sleeping".parse::<RunStatus>().is_err());
+        assert!(RunStatus::Cancelled.is_terminal());
+        assert!(!RunStatus::Waiting.is_terminal());
+    }
+
+    #[test]
+    fn an_error_body_is_kind_and_message() {
+        let e = ErrorBody {
+            kind: "RunNotFound".into(),
+            message: "no run `x`".into(),
+        };
+        round_trip(&e, json!({"kind": "RunNotFound", "message": "no run `x`"}));
+        assert_eq!(e.to_string(), "RunNotFound: no run `x`");
+    }
+
+    #[test]
+    fn a_start_request_names_the_type_and_leaves_out_what_is_unset() {
+        round_trip(&StartRequest::new("Order"), json!({"type": "Order"}));
+        let full = StartRequest {
+            workflow_type: "Order".into(),
+            id: Some("abc".into()),
+            input: Some(json!({"amount": 1})),
+            timeout_ms: Some(5000),
+            on_conflict: Some(OnConflict::ReturnExisting),
+        };
+        round_trip(
+            &full,
+            json!({"type": "Order", "id": "abc", "input": {"amount": 1},
+                   "timeout_ms": 5000, "on_conflict": "return_existing"}),
+        );
+        round_trip(&OnConflict::Error, json!("error"));
+        let unknown = serde_json::from_value::<StartRequest>(json!({"tipe": "Order"}));
+        assert!(unknown.is_err(), "unknown fields are refused");
+        let bad = serde_json::from_value::<StartRequest>(json!({"type": "O", "on_conflict": "x"}))
+            .unwrap_err();
+        assert!(
+            bad.to_string()
+                .contains("`on_conflict` must be `error` or `return_existing`, not `x`"),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn started_has_the_ids_and_whether_it_existed() {
+        round_trip(
+            &Started {
+                workflow_id: "abc".into(),
+                run_id: "r".into(),
+                existing: false,
+            },
+            json!({"workflow_id": "abc", "run_id": "r", "existing": false}),
+        );
+    }
+
+    #[test]
+    fn a_run_has_its_type_under_type_and_nulls_for_absent_values() {
+        let wire = json!({
+            "workflow_id": "order-1",
+            "run_id": "0190c6e0-0000-7000-8000-000000000001",
+            "type": "Order",
+            "status": "waiting",
+            "version": "abc123",
+            "parent": null,
+            "result": null,
+            "error": null,
+            "timer_due_ms": null,
+            "deadline_ms": null,
+            "cancel_requested": null,
+            "created_ms": 1,
+            "updated_ms": 2,
+        });
+        round_trip(&run(RunStatus::Waiting), wire);
+
+        let mut failed = run(RunStatus::Failed);
+        failed.parent = Some("p".into());
+        failed.error = Some(RunError {
+            kind: "Application".into(),
+            message: "boom".into(),
+            details: Some(json!({"code": 7})),
+        });
+        failed.timer_due_ms = Some(10);
+        failed.deadline_ms = Some(20);
+        failed.cancel_requested = Some("stop".into());
+        let wire = serde_json::to_value(&failed).unwrap();
+        assert_eq!(wire["parent"], "p");
+        assert_eq!(
+            wire["error"],
+            json!({"kind": "Application", "message": "boom", "details": {"code": 7}})
+        );
+        assert_eq!(wire["cancel_requested"], "stop");
+        round_trip(&failed, wire);
+
+        let mut done = run(RunStatus::Completed);
+        done.result = Some(json!("txn-1"));
+        let wire = serde_json::to_value(&done).unwrap();
+        assert_eq!(wire["result"], "txn-1");
+        assert!(wire.get("workflow_type").is_none());
+        round_trip(&done, wire);
+    }
+
+    #[test]
+    fn a_run_error_leaves_out_absent_details() {
+        round_trip(
+            &RunError {
+                kind: "Cancelled".into(),
+                message: "changed my mind".into(),
+                details: None,
+            },
+            json!({"kind": "Cancelled", "message": "changed my mind"}),
+        );
+    }
+
+    #[test]
+    fn a_run_list_is_runs() {
+        let list = RunList {
+            runs: vec![run(RunStatus::Running)],
+        };
+        let wire = serde_json::to_value(&list).unwrap();
+        assert_eq!(wire["runs"][0]["type"], "Order");
+        round_trip(&list, wire);
+        round_trip(&RunList { runs: vec![] }, json!({"runs": []}));
+    }
+
+    #[test]
+    fn list_and_run_queries_leave_out_what_is_unset() {
+        round_trip(&ListQuery::default(), json!({}));
+        round_trip(
+            &ListQuery {
+                workflow_type: Some("Order".into()),
+                status: Some("completed".into()),
+                limit: Some(5),
+            },
+            json!({"type": "Order", "status": "completed", "limit": 5}),
+        );
+        round_trip(&RunQuery::default(), json!({}));
+        round_trip(
+            &RunQuery {
+                run_id: Some("r".into()),
+                wait_ms: Some(100),
+            },
+            json!({"run_id": "r", "wait_ms": 100}),
+        );
+    }
+
+    #[test]
+    fn a_result_has_status_result_and_error() {
+        round_trip(
+            &ResultView {
+                workflow_id: "abc".into(),
+                run_id: "r".into(),
+                status: RunStatus::Completed,
+                result: Some(json!({"n": 1})),
+                error: None,
+            },
+            json!({"workflow_id": "abc", "run_id": "r", "status": "completed",
+                   "result": {"n": 1}, "error": null}),
+        );
+        round_trip(
+            &ResultView {
+                workflow_id: "abc".into(),
+                run_id: "r".into(),
+                status: RunStatus::Cancelled,
+                result: None,
+                error: Some(RunError {
+                    kind: "Cancelled".into(),
+                    message: "stop".into(),
+                    details: None,
+                }),
+            },
+            json!({"workflow_id": "abc", "run_id": "r", "status": "cancelled",
+                   "result": null, "error": {"kind": "Cancelled", "message": "stop"}}),
+        );
+    }
+
+    #[test]
+    fn events_have_a_name_and_maybe_a_payload() {
+        round_trip(
+            &SendEvent {
+                name: "ping".into(),
+                payload: None,
+            },
+            json!({"name": "ping"}),
+        );
+        round_trip(
+            &SendEvent {
+                name: "ping".into(),
+                payload: Some(json!([1, 2])),
+            },
+            json!({"name": "ping", "payload": [1, 2]}),
+        );
+        assert!(serde_json::from_value::<SendEvent>(json!({"name": "x", "pay": 1})).is_err());
+        round_trip(
+            &EventAccepted {
+                workflow_id: "abc".into(),
+                run_id: "r".into(),
+            },
+            json!({"workflow_id": "abc", "run_id": "r"}),
+        );
+    }
+
+    #[test]
+    fn history_entries_flatten_their_fields_beside_id_time_and_type() {
+        let wire = json!({
+            "workflow_id": "abc",
+            "run_id": "r",
+            "events": [
+                {"id": 1, "at_ms": 10, "type": "run_started", "workflow_type": "Order",
+                 "workflow_id": "abc", "version": "v", "input": {"amount": 1}},
+                {"id": 4, "at_ms": 12, "type": "run_completed", "result": "done"},
+            ],
+        });
+        let view: HistoryView = serde_json::from_value(wire.clone()).unwrap();
+        assert_eq!(view.events[0].event_type, "run_started");
+        assert_eq!(view.events[0].details["input"], json!({"amount": 1}));
+        assert_eq!(view.events[1].id, 4);
+        assert_eq!(view.events[1].at_ms, 12);
+        assert_eq!(
+            Value::Object(view.events[1].details.clone()),
+            json!({"result": "done"})
+        );
+        round_trip(&view, wire);
+    }
+
+    #[test]
+    fn a_tree_is_a_run_with_children() {
+        let mut child = run(RunStatus::Completed);
+        child.workflow_id = "payment-1".into();
+        child.parent = Some(child.run_id.clone());
+        let tree = TreeView {
+            run: run(RunStatus::Waiting),
+            children: vec![TreeView {
+                run: child,
+                children: vec![],
+            }],
+        };
+        let wire = serde_json::to_value(&tree).unwrap();
+        let mut top = serde_json::to_value(run(RunStatus::Waiting)).unwrap();
+        top["children"] = wire["children"].clone();
+        assert_eq!(wire, top, "the run's fields sit beside `children`");
+        assert_eq!(wire["children"][0]["workflow_id"], "payment-1");
+        assert_eq!(wire["children"][0]["children"], json!([]));
+        round_trip(&tree, wire);
+    }
+
+    #[test]
+    fn cancel_and_query_requests_may_be_empty() {
+        round_trip(&CancelRequest::default(), json!({}));
+        round_trip(
+            &CancelRequest {
+                reason: Some("stop".into()),
+            },
+            json!({"reason": "stop"}),
+        );
+        assert!(serde_json::from_value::<CancelRequest>(json!({"why": "x"})).is_err());
+        round_trip(&QueryRequest::default(), json!({}));
+        round_trip(
+            &QueryRequest {
+                args: Some(json!({"last": 1})),
+                run_id: Some("r".into()),
+            },
+            json!({"args": {"last": 1}, "run_id": "r"}),
+        );
+        round_trip(
+            &QueryAnswer {
+                workflow_id: "q".into(),
+                run_id: "r".into(),
+                result: json!([{"note": "two"}]),
+            },
+            json!({"workflow_id": "q", "run_id": "r", "result": [{"note": "two"}]}),
+        );
+        round_trip(
+            &QueryAnswer {
+                workflow_id: "q".into(),
+                run_id: "r".into(),
+                result: Value::Null,
+            },
+            json!({"workflow_id": "q", "run_id": "r", "result": null}),
+        );
+    }
+
+    #[test]
+    fn types_list_handlers_in_flight_versions_and_rejected_files() {
+        let view = TypesView {
+            types: vec![TypeView {
+                name: "Greeter".into(),
+                version: "abc".into(),
+                file: "plugins/hello.wasm".into(),
+                handlers: vec![
+                    HandlerView {
+                        name: "start".into(),
+                        kind: "start".into(),
+                        params: vec![ParamView {
+                            name: "name".into(),
+                            optional: false,
+                        }],
+                        timeout: None,
+                    },
+                    HandlerView {
+                        name: "greet".into(),
+                        kind: "step".into(),
+                        params: vec![],
+                        timeout: Some(1500),
+                    },
+                ],
+                in_flight: vec![InFlight {
+                    version: "abc".into(),
+                    runs: 2,
+                }],
+            }],
+            rejected: vec![RejectedPlugin {
+                file: "plugins/broken.wasm".into(),
+                reason: "not a WebAssembly file".into(),
+            }],
+        };
+        round_trip(
+            &view,
+            json!({
+                "types": [{
+                    "name": "Greeter",
+                    "version": "abc",
+                    "file": "plugins/hello.wasm",
+                    "handlers": [
+                        {"name": "start", "kind": "start",
+                         "params": [{"name": "name", "optional": false}]},
+                        {"name": "greet", "kind": "step", "params": [], "timeout": 1500},
+                    ],
+                    "in_flight": [{"version": "abc", "runs": 2}],
+                }],
+                "rejected": [{"file": "plugins/broken.wasm", "reason": "not a WebAssembly file"}],
+            }),
+        );
+    }
+
+    #[test]
+    fn an_upgrade_names_its_type_under_type() {
+        round_trip(
+            &UpgradeView {
+                workflow_type: "Versioned".into(),
+                version: "v2".into(),
+                upgraded: vec!["r1".into()],
+                pinned: vec![PinnedView {
+                    run_id: "r2".into(),
+                    version: "v1".into(),
+                    reason: "event handler `x` is missing".into(),
+                }],
+            },
+            json!({"type": "Versioned", "version": "v2", "upgraded": ["r1"],
+                   "pinned": [{"run_id": "r2", "version": "v1",
+                               "reason": "event handler `x` is missing"}]}),
+        );
+    }
+
+    #[test]
+    fn health_is_ok() {
+        round_trip(&Health::ok(), json!({"status": "ok"}));
+    }
+}

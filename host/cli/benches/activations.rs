@@ -40,7 +40,7 @@ struct NoServices;
 impl HostServices for NoServices {
     fn resolve_child<'a>(
         &'a self,
-        _parent: &'a str,
+        _parent: wasmflow_host::RunId,
         _request: &'a ChildRequest,
     ) -> BoxFuture<'a, Result<ChildResolution, ServiceError>> {
         Box::pin(async {
@@ -159,7 +159,7 @@ async fn instantiate_call_drop(plugins: &std::path::Path, limits: bool) -> anyho
     let run = Arc::new(RunIdentity {
         workflow_type: "Counter".into(),
         workflow_id: "bench".into(),
-        run_id: "bench".into(),
+        run_id: wasmflow_host::RunId::new(),
         version: component.hash.clone(),
         parent: None,
     });

@@ -1,5 +1,6 @@
 //! The client subcommands: requests to a `wasmflow serve` over its HTTP API,
-//! answers as tables (or the API's JSON with `--json`).
+//! answers as tables (or the API's JSON with `--json`). Requests and answers
+//! are the `wasmflow-api` types the server uses.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +9,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use wasmflow_api::{
+    CancelRequest, ErrorBody, EventAccepted, HistoryView, OnConflict, QueryAnswer, QueryRequest,
+    ResultView, RunError, RunList, RunStatus, RunView, SendEvent, StartRequest, Started, TreeView,
+    TypesView,
+};
 
 /// Where the host is and how to talk to it.
 #[derive(Args, Clone)]
@@ -120,10 +128,28 @@ pub enum Request {
     },
 }
 
-/// An API answer: the status and the JSON body.
-struct Answer {
+/// An error answer of the API: the HTTP status and its `{kind, message}`.
+struct Refused {
     status: u16,
-    body: Value,
+    error: ErrorBody,
+}
+
+impl Refused {
+    /// Print the error and choose the exit code (1).
+    fn report(&self) -> ExitCode {
+        eprintln!("error: {} (HTTP {})", self.error, self.status);
+        ExitCode::from(1)
+    }
+}
+
+/// Unwrap an answer, or print the API's error and return exit code 1.
+macro_rules! accepted {
+    ($answer:expr) => {
+        match $answer? {
+            Ok(body) => body,
+            Err(refused) => return Ok(refused.report()),
+        }
+    };
 }
 
 struct Client {
@@ -145,25 +171,37 @@ impl Client {
         format!("{}{path}", self.conn.addr.trim_end_matches('/'))
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Answer> {
-        let url = self.url(path);
-        let auth = self.conn.token.as_ref().map(|t| format!("Bearer {t}"));
-        let response = match (method, body) {
-            ("GET", _) => {
-                let mut req = self.agent.get(&url);
-                if let Some(auth) = &auth {
-                    req = req.header("Authorization", auth);
-                }
-                req.call()
-            }
-            (_, body) => {
-                let mut req = self.agent.post(&url);
-                if let Some(auth) = &auth {
-                    req = req.header("Authorization", auth);
-                }
-                req.send_json(body.unwrap_or_else(|| json!({})))
-            }
-        };
+    fn auth(&self) -> Option<String> {
+        self.conn.token.as_ref().map(|t| format!("Bearer {t}"))
+    }
+
+    /// `GET path`, its answer as a `T`.
+    fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Result<T, Refused>> {
+        let mut req = self.agent.get(self.url(path));
+        if let Some(auth) = self.auth() {
+            req = req.header("Authorization", auth);
+        }
+        self.answer(path, req.call())
+    }
+
+    /// `POST path` with `body`, its answer as a `T`.
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<Result<T, Refused>> {
+        let mut req = self.agent.post(self.url(path));
+        if let Some(auth) = self.auth() {
+            req = req.header("Authorization", auth);
+        }
+        self.answer(path, req.send_json(body))
+    }
+
+    fn answer<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> anyhow::Result<Result<T, Refused>> {
         let mut response =
             response.with_context(|| format!("cannot reach the host at {}", self.conn.addr))?;
         let status = response.status().as_u16();
@@ -171,8 +209,22 @@ impl Client {
             .body_mut()
             .read_to_string()
             .context("reading the host's answer")?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(Answer { status, body })
+        if status >= 300 {
+            // Not the API's `{kind, message}`: something else answered.
+            let error = serde_json::from_str(&text).unwrap_or_else(|_| ErrorBody {
+                kind: "Error".to_owned(),
+                message: if text.trim().is_empty() {
+                    "(no body)".to_owned()
+                } else {
+                    text
+                },
+            });
+            return Ok(Err(Refused { status, error }));
+        }
+        let body = serde_json::from_str(&text).with_context(|| {
+            format!("the host's answer to {path} (HTTP {status}) is not the API's: {text}")
+        })?;
+        Ok(Ok(body))
     }
 }
 
@@ -188,19 +240,27 @@ fn encode(text: &str) -> String {
     out
 }
 
+/// `path?key=value&...`, the values percent-encoded; `path` alone without
+/// any.
+fn with_query(path: String, pairs: &[(&str, Option<String>)]) -> String {
+    let query: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
 fn json_arg(text: &str, what: &str) -> anyhow::Result<Value> {
     serde_json::from_str(text).with_context(|| format!("{what} is not valid JSON"))
 }
 
-/// Print an API error and choose the exit code (1).
-fn failed(answer: &Answer) -> ExitCode {
-    let kind = answer.body["kind"].as_str().unwrap_or("Error");
-    let message = answer.body["message"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| answer.body.to_string());
-    eprintln!("error: {kind}: {message} (HTTP {})", answer.status);
-    ExitCode::from(1)
+fn print_json(body: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(body)?);
+    Ok(())
 }
 
 fn text(value: &Value) -> String {
@@ -211,6 +271,11 @@ fn text(value: &Value) -> String {
     }
 }
 
+/// A run error as one line of JSON, as the status table shows it.
+fn error_json(error: &RunError) -> String {
+    serde_json::to_value(error).map_or_else(|_| error.to_string(), |v| v.to_string())
+}
+
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY);
@@ -218,41 +283,42 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn print_run(run: &Value) {
+fn print_run(run: &RunView) {
     let mut t = table(&["field", "value"]);
-    for key in [
-        "workflow_id",
-        "run_id",
-        "type",
-        "status",
-        "version",
-        "parent",
-        "result",
-        "error",
-        "cancel_requested",
-    ] {
-        let value = &run[key];
-        if !value.is_null() {
-            t.add_row(vec![key.to_owned(), text(value)]);
+    let rows = [
+        ("workflow_id", Some(run.workflow_id.clone())),
+        ("run_id", Some(run.run_id.clone())),
+        ("type", Some(run.workflow_type.clone())),
+        ("status", Some(run.status.to_string())),
+        ("version", Some(run.version.clone())),
+        ("parent", run.parent.clone()),
+        ("result", run.result.as_ref().map(text)),
+        ("error", run.error.as_ref().map(error_json)),
+        ("cancel_requested", run.cancel_requested.clone()),
+    ];
+    for (key, value) in rows {
+        if let Some(value) = value {
+            t.add_row(vec![key.to_owned(), value]);
         }
     }
     println!("{t}");
 }
 
-fn tree_lines(node: &Value, depth: usize, out: &mut Vec<String>) {
+fn tree_lines(node: &TreeView, depth: usize, out: &mut Vec<String>) {
+    let run = &node.run;
     out.push(format!(
         "{}{} {} (run {}) {}{}",
         "  ".repeat(depth),
-        text(&node["type"]),
-        text(&node["workflow_id"]),
-        text(&node["run_id"]),
-        text(&node["status"]),
-        match &node["result"] {
-            Value::Null => String::new(),
-            r => format!(": {r}"),
+        run.workflow_type,
+        run.workflow_id,
+        run.run_id,
+        run.status,
+        match &run.result {
+            None => String::new(),
+            Some(r) => format!(": {r}"),
         }
     ));
-    for child in node["children"].as_array().into_iter().flatten() {
+    for child in &node.children {
         tree_lines(child, depth + 1, out);
     }
 }
@@ -270,8 +336,6 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
         _ => Duration::ZERO,
     };
     let client = Client::new(conn, long_poll + Duration::from_secs(30));
-    let print_json =
-        |v: &Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     match request {
         Request::Start {
             workflow_type,
@@ -291,74 +355,56 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
                 }
                 (None, None) => json!({}),
             };
-            let mut body = json!({"type": workflow_type, "input": input});
-            if let Some(id) = id {
-                body["id"] = json!(id);
-            }
-            if let Some(t) = timeout {
-                body["timeout_ms"] = json!(t.as_millis() as u64);
-            }
-            if return_existing {
-                body["on_conflict"] = json!("return_existing");
-            }
-            let answer = client.call("POST", "/v1/workflows", Some(body))?;
-            if answer.status >= 300 {
-                return Ok(failed(&answer));
-            }
+            let body = StartRequest {
+                workflow_type,
+                id,
+                input: Some(input),
+                timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                on_conflict: return_existing.then_some(OnConflict::ReturnExisting),
+            };
+            let started: Started = accepted!(client.post("/v1/workflows", &body));
             if !wait {
                 if json_out {
-                    print_json(&answer.body);
+                    print_json(&started)?;
                 } else {
-                    let existing = if answer.body["existing"] == json!(true) {
+                    let existing = if started.existing {
                         " (already running)"
                     } else {
                         ""
                     };
-                    println!(
-                        "{} {}{existing}",
-                        text(&answer.body["workflow_id"]),
-                        text(&answer.body["run_id"])
-                    );
+                    println!("{} {}{existing}", started.workflow_id, started.run_id);
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let id = text(&answer.body["workflow_id"]);
-            let run = text(&answer.body["run_id"]);
-            result(&client, &id, Some(&run), Some(long_poll), json_out)
+            result(
+                &client,
+                &started.workflow_id,
+                Some(&started.run_id),
+                Some(long_poll),
+                json_out,
+            )
         }
         Request::Send { id, event, payload } => {
-            let mut body = json!({"name": event});
-            if let Some(p) = payload {
-                body["payload"] = json_arg(&p, "--payload")?;
-            }
-            let answer = client.call(
-                "POST",
-                &format!("/v1/workflows/{}/events", encode(&id)),
-                Some(body),
-            )?;
-            if answer.status >= 300 {
-                return Ok(failed(&answer));
-            }
+            let body = SendEvent {
+                name: event,
+                payload: payload.map(|p| json_arg(&p, "--payload")).transpose()?,
+            };
+            let path = format!("/v1/workflows/{}/events", encode(&id));
+            let accepted: EventAccepted = accepted!(client.post(&path, &body));
             if json_out {
-                print_json(&answer.body);
+                print_json(&accepted)?;
             } else {
-                println!("sent to run {}", text(&answer.body["run_id"]));
+                println!("sent to run {}", accepted.run_id);
             }
             Ok(ExitCode::SUCCESS)
         }
         Request::Status { id, run } => {
-            let mut path = format!("/v1/workflows/{}", encode(&id));
-            if let Some(run) = run {
-                path.push_str(&format!("?run_id={}", encode(&run)));
-            }
-            let answer = client.call("GET", &path, None)?;
-            if answer.status >= 300 {
-                return Ok(failed(&answer));
-            }
+            let path = with_query(format!("/v1/workflows/{}", encode(&id)), &[("run_id", run)]);
+            let run: RunView = accepted!(client.get(&path));
             if json_out {
-                print_json(&answer.body);
+                print_json(&run)?;
             } else {
-                print_run(&answer.body);
+                print_run(&run);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -372,31 +418,22 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
             result(&client, &id, run.as_deref(), wait, json_out)
         }
         Request::History { id, run } => {
-            let mut path = format!("/v1/workflows/{}/history", encode(&id));
-            if let Some(run) = run {
-                path.push_str(&format!("?run_id={}", encode(&run)));
-            }
-            let answer = client.call("GET", &path, None)?;
-            if answer.status >= 300 {
-                return Ok(failed(&answer));
-            }
+            let path = with_query(
+                format!("/v1/workflows/{}/history", encode(&id)),
+                &[("run_id", run)],
+            );
+            let history: HistoryView = accepted!(client.get(&path));
             if json_out {
-                print_json(&answer.body);
+                print_json(&history)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut t = table(&["#", "at (ms)", "event", "details"]);
-            for event in answer.body["events"].as_array().into_iter().flatten() {
-                let mut details = event.clone();
-                if let Some(map) = details.as_object_mut() {
-                    for key in ["id", "at_ms", "type"] {
-                        map.remove(key);
-                    }
-                }
+            for event in &history.events {
                 t.add_row(vec![
-                    text(&event["id"]),
-                    text(&event["at_ms"]),
-                    text(&event["type"]),
-                    details.to_string(),
+                    event.id.to_string(),
+                    event.at_ms.to_string(),
+                    event.event_type.clone(),
+                    Value::Object(event.details.clone()).to_string(),
                 ]);
             }
             println!("{t}");
@@ -407,45 +444,30 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
             status,
             limit,
         } => {
-            let mut query = Vec::new();
-            if let Some(t) = workflow_type {
-                query.push(format!("type={}", encode(&t)));
-            }
-            if let Some(s) = status {
-                query.push(format!("status={}", encode(&s)));
-            }
-            if let Some(l) = limit {
-                query.push(format!("limit={l}"));
-            }
-            let path = if query.is_empty() {
-                "/v1/workflows".to_owned()
-            } else {
-                format!("/v1/workflows?{}", query.join("&"))
-            };
-            let answer = client.call("GET", &path, None)?;
-            if answer.status >= 300 {
-                return Ok(failed(&answer));
-            }
+            let path = with_query(
+                "/v1/workflows".to_owned(),
+                &[
+                    ("type", workflow_type),
+                    ("status", status),
+                    ("limit", limit.map(|l| l.to_string())),
+                ],
+            );
+            let list: RunList = accepted!(client.get(&path));
             if json_out {
-                print_json(&answer.body);
+                print_json(&list)?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut t = table(&["workflow id", "run id", "type", "status", "result / error"]);
-            for run in answer.body["runs"].as_array().into_iter().flatten() {
-                let outcome = if run["error"].is_null() {
-                    text(&run["result"])
-                } else {
-                    format!(
-                        "{}: {}",
-                        text(&run["error"]["kind"]),
-                        text(&run["error"]["message"])
-                    )
+            for run in list.runs {
+                let outcome = match &run.error {
+                    Some(error) => format!("{}: {}", error.kind, error.message),
+                    None => run.result.as_ref().map(text).unwrap_or_default(),
                 };
                 t.add_row(vec![
-                    text(&run["workflow_id"]),
-                    text(&run["run_id"]),
-                    text(&run["type"]),
-                    text(&run["status"]),
+                    run.workflow_id,
+                    run.run_id,
+                    run.workflow_type,
+                    run.status.to_string(),
                     outcome,
                 ]);
             }
@@ -453,16 +475,13 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Request::Tree { id } => {
-            let answer =
-                client.call("GET", &format!("/v1/workflows/{}/tree", encode(&id)), None)?;
-            if answer.status >= 300 {
-                return Ok(failed(&answer));
-            }
+            let tree: TreeView =
+                accepted!(client.get(&format!("/v1/workflows/{}/tree", encode(&id))));
             if json_out {
-                print_json(&answer.body);
+                print_json(&tree)?;
             } else {
                 let mut lines = Vec::new();
-                tree_lines(&answer.body, 0, &mut lines);
+                tree_lines(&tree, 0, &mut lines);
                 println!("{}", lines.join("\n"));
             }
             Ok(ExitCode::SUCCESS)
@@ -470,19 +489,16 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
         Request::Cancel { id, reason } => end(&client, "cancel", &id, reason, json_out),
         Request::Terminate { id, reason } => end(&client, "terminate", &id, reason, json_out),
         Request::Query { id, name, args } => {
-            let mut body = json!({});
-            if let Some(a) = args {
-                body["args"] = json_arg(&a, "--args")?;
-            }
+            let body = QueryRequest {
+                args: args.map(|a| json_arg(&a, "--args")).transpose()?,
+                run_id: None,
+            };
             let path = format!("/v1/workflows/{}/queries/{}", encode(&id), encode(&name));
-            let answer = client.call("POST", &path, Some(body))?;
-            if answer.status >= 300 {
-                return Ok(failed(&answer));
-            }
+            let answer: QueryAnswer = accepted!(client.post(&path, &body));
             if json_out {
-                print_json(&answer.body);
+                print_json(&answer)?;
             } else {
-                println!("{}", answer.body["result"]);
+                println!("{}", answer.result);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -496,28 +512,19 @@ fn end(
     reason: Option<String>,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let body = reason.map_or_else(|| json!({}), |r| json!({"reason": r}));
-    let answer = client.call(
-        "POST",
-        &format!("/v1/workflows/{}/{what}", encode(id)),
-        Some(body),
-    )?;
-    if answer.status >= 300 {
-        return Ok(failed(&answer));
-    }
+    // Cancel and terminate take the same body.
+    let body = CancelRequest { reason };
+    let path = format!("/v1/workflows/{}/{what}", encode(id));
+    let run: RunView = accepted!(client.post(&path, &body));
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&answer.body)?);
+        print_json(&run)?;
     } else {
-        let pending = if answer.body["cancel_requested"].is_null() {
-            String::new()
+        let pending = if run.cancel_requested.is_none() {
+            ""
         } else {
-            " (cancel requested: it ends when its activation does)".to_owned()
+            " (cancel requested: it ends when its activation does)"
         };
-        println!(
-            "run {} {}{pending}",
-            text(&answer.body["run_id"]),
-            text(&answer.body["status"])
-        );
+        println!("run {} {}{pending}", run.run_id, run.status);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -530,43 +537,38 @@ fn result(
     wait: Option<Duration>,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut query = Vec::new();
-    if let Some(run) = run {
-        query.push(format!("run_id={}", encode(run)));
-    }
-    if let Some(w) = wait {
-        query.push(format!("wait_ms={}", w.as_millis()));
-    }
-    let path = format!("/v1/workflows/{}/result?{}", encode(id), query.join("&"));
-    let answer = client.call("GET", &path, None)?;
-    if answer.status >= 300 {
-        return Ok(failed(&answer));
-    }
+    let path = with_query(
+        format!("/v1/workflows/{}/result", encode(id)),
+        &[
+            ("run_id", run.map(str::to_owned)),
+            ("wait_ms", wait.map(|w| w.as_millis().to_string())),
+        ],
+    );
+    let answer: ResultView = accepted!(client.get(&path));
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&answer.body)?);
+        print_json(&answer)?;
     }
-    let status = text(&answer.body["status"]);
-    match status.as_str() {
-        "completed" => {
+    let status = answer.status;
+    match status {
+        RunStatus::Completed => {
             if !json_out {
-                println!("{}", answer.body["result"]);
+                println!("{}", answer.result.unwrap_or(Value::Null));
             }
             Ok(ExitCode::SUCCESS)
         }
-        "failed" | "cancelled" | "terminated" => {
+        RunStatus::Failed | RunStatus::Cancelled | RunStatus::Terminated => {
             if !json_out {
-                eprintln!(
-                    "error: run {} {status}: {}: {}",
-                    text(&answer.body["run_id"]),
-                    text(&answer.body["error"]["kind"]),
-                    text(&answer.body["error"]["message"])
-                );
+                let (kind, message) = answer
+                    .error
+                    .map(|e| (e.kind, e.message))
+                    .unwrap_or_default();
+                eprintln!("error: run {} {status}: {kind}: {message}", answer.run_id);
             }
             Ok(ExitCode::from(1))
         }
-        _ => {
+        RunStatus::Running | RunStatus::Waiting => {
             if !json_out {
-                eprintln!("run {} is still {status}", text(&answer.body["run_id"]));
+                eprintln!("run {} is still {status}", answer.run_id);
             }
             Ok(ExitCode::from(3))
         }
@@ -578,44 +580,36 @@ fn result(
 pub fn types(conn: Connection) -> anyhow::Result<ExitCode> {
     let json_out = conn.json;
     let client = Client::new(conn, Duration::from_secs(30));
-    let answer = client.call("GET", "/v1/types", None)?;
-    if answer.status >= 300 {
-        return Ok(failed(&answer));
-    }
+    let listing: TypesView = accepted!(client.get("/v1/types"));
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&answer.body)?);
+        print_json(&listing)?;
     } else {
         let mut t = table(&["type", "version", "file", "handlers", "in flight"]);
-        for ty in answer.body["types"].as_array().into_iter().flatten() {
-            let handlers: Vec<String> = ty["handlers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|h| format!("{} {}", text(&h["kind"]), text(&h["name"])))
+        for ty in &listing.types {
+            let handlers: Vec<String> = ty
+                .handlers
+                .iter()
+                .map(|h| format!("{} {}", h.kind, h.name))
                 .collect();
-            let in_flight: Vec<String> = ty["in_flight"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|l| format!("{} on {}", l["runs"], short(&text(&l["version"]))))
+            let in_flight: Vec<String> = ty
+                .in_flight
+                .iter()
+                .map(|l| format!("{} on {}", l.runs, short(&l.version)))
                 .collect();
             t.add_row(vec![
-                text(&ty["name"]),
-                short(&text(&ty["version"])),
-                text(&ty["file"]),
+                ty.name.clone(),
+                short(&ty.version),
+                ty.file.clone(),
                 handlers.join(", "),
                 in_flight.join(", "),
             ]);
         }
         println!("{t}");
-        for r in answer.body["rejected"].as_array().into_iter().flatten() {
-            println!("rejected  {}: {}", text(&r["file"]), text(&r["reason"]));
+        for r in &listing.rejected {
+            println!("rejected  {}: {}", r.file, r.reason);
         }
     }
-    if answer.body["rejected"]
-        .as_array()
-        .is_some_and(|r| !r.is_empty())
-    {
+    if !listing.rejected.is_empty() {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -24,8 +24,7 @@ use clap::{Args, Parser, Subcommand};
 use std::sync::Arc;
 
 use wasmflow_host::{
-    HostBuilder, LiveVersion, RunStatus, StartOptions, inspect_plugins, open_admin,
-    short_version,
+    HostBuilder, LiveVersion, RunStatus, StartOptions, inspect_plugins, open_admin, short_version,
 };
 
 #[derive(Parser)]
@@ -425,7 +424,7 @@ async fn types(args: TypesArgs, json: bool) -> anyhow::Result<ExitCode> {
         live.iter().filter(|l| l.workflow_type == name).collect()
     };
     if json {
-        let listing = wasmflow_server::types_json(&plugins, &live);
+        let listing = wasmflow_server::types_view(&plugins, &live);
         println!("{}", serde_json::to_string_pretty(&listing)?);
     } else {
         if plugins.types().is_empty() {

@@ -36,7 +36,7 @@ pub type StoreMap = HashMap<String, Json>;
 pub struct RunIdentity {
     pub workflow_type: String,
     pub workflow_id: String,
-    pub run_id: String,
+    pub run_id: RunId,
     pub version: String,
     pub parent: Option<ParentIdentity>,
 }
@@ -45,7 +45,7 @@ pub struct RunIdentity {
 pub struct ParentIdentity {
     pub workflow_type: String,
     pub workflow_id: String,
-    pub run_id: String,
+    pub run_id: RunId,
     /// The component version the parent is pinned to.
     pub version: String,
 }
@@ -99,7 +99,7 @@ pub trait HostServices: Send + Sync + 'static {
     /// parent's own active child). Errors are for the guest to catch.
     fn resolve_child<'a>(
         &'a self,
-        parent_run_id: &'a str,
+        parent_run_id: RunId,
         request: &'a ChildRequest,
     ) -> BoxFuture<'a, Result<ChildResolution, ServiceError>>;
 
@@ -177,8 +177,11 @@ pub trait CompiledComponent: Send + Sync + 'static {
     /// Run one handler in a fresh instance with at most `memory_bytes` of
     /// memory. No guest failure escapes as anything but a typed error in
     /// the outcome.
-    fn activate(&self, memory_bytes: usize, request: ActivationRequest)
-    -> BoxFuture<'_, ActivationOutcome>;
+    fn activate(
+        &self,
+        memory_bytes: usize,
+        request: ActivationRequest,
+    ) -> BoxFuture<'_, ActivationOutcome>;
 }
 
 /// Where components are compiled and activations run.
@@ -241,4 +244,3 @@ impl ActivationOutcome {
         }
     }
 }
-

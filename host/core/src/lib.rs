@@ -25,7 +25,7 @@
 //! let identity = RunIdentity {
 //!     workflow_type: "Greeter".into(),
 //!     workflow_id: "greeter-1".into(),
-//!     run_id: run_id.to_string(),
+//!     run_id,
 //!     version: "v1".into(),
 //!     parent: None,
 //! };

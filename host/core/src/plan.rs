@@ -10,7 +10,9 @@ use wasmflow_protocol::{ClosePolicy, ErrorKind, HandlerKind};
 
 use crate::activation::{ActivationOutcome, RunIdentity};
 use crate::error::WorkflowError;
-use crate::model::{Directive, HistoryEvent, Json, Pending, RunId, WorkflowTypeSpec, json_null, json_value};
+use crate::model::{
+    Directive, HistoryEvent, Json, Pending, RunId, WorkflowTypeSpec, json_null, json_value,
+};
 
 /// A child's link to its parent.
 #[derive(Debug, Clone)]
@@ -178,10 +180,7 @@ pub fn plan(
             }
         })
         .collect();
-    let parent_run_id = identity
-        .parent
-        .as_ref()
-        .and_then(|p| p.run_id.parse::<RunId>().ok());
+    let parent_run_id = identity.parent.as_ref().map(|p| p.run_id);
     let to_parent: Vec<Delivery> = match parent_run_id {
         Some(parent) => outcome
             .sent
@@ -197,7 +196,7 @@ pub fn plan(
                     name: event.name,
                     payload: event.payload,
                     kind: InboxKind::Event,
-                    source: identity.run_id.clone(),
+                    source: identity.run_id.to_string(),
                 }
             })
             .collect(),
@@ -284,9 +283,9 @@ fn next_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use crate::activation::ParentIdentity;
     use crate::model::{ChildStart, HandlerSpec, SentEvent, parse_json};
+    use std::time::Duration;
     use wasmflow_protocol::ClosePolicy;
 
     fn spec() -> WorkflowTypeSpec {
@@ -309,12 +308,12 @@ mod tests {
         RunIdentity {
             workflow_type: "Greeter".into(),
             workflow_id: "g".into(),
-            run_id: RunId::new().to_string(),
+            run_id: RunId::new(),
             version: "v1".into(),
             parent: parent.map(|p| ParentIdentity {
                 workflow_type: "Parent".into(),
                 workflow_id: "p".into(),
-                run_id: p.to_string(),
+                run_id: p,
                 version: "v0".into(),
             }),
         }

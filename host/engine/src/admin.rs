@@ -52,30 +52,35 @@ impl Admin {
     /// directory provides now, where every handler they can still reach
     /// exists in it (see [`crate::upgrade`]).
     pub async fn upgrade(&self, workflow_type: &str) -> Result<UpgradeReport> {
-        upgrade::upgrade(self.storage.as_ref(), &self.plugins, workflow_type, |version| {
-            self.spec(version, workflow_type)
-        })
+        upgrade::upgrade(
+            self.storage.as_ref(),
+            &self.plugins,
+            workflow_type,
+            |version| self.spec(version, workflow_type),
+        )
         .await
     }
 
     async fn spec(&self, version: String, workflow_type: &str) -> Result<Arc<WorkflowTypeSpec>> {
-        let component =
-            match self.plugins.version(&version) {
-                Some(c) => c.clone(),
-                None => {
-                    let (bytes, _) = self.storage.component(&version).await?.ok_or_else(|| {
-                        Error::VersionMissing {
-                            version: version.clone(),
-                        }
-                    })?;
-                    Arc::new(self.sandbox.load(bytes.into(), None).await.map_err(|source| {
-                        Error::VersionInvalid {
+        let component = match self.plugins.version(&version) {
+            Some(c) => c.clone(),
+            None => {
+                let (bytes, _) = self.storage.component(&version).await?.ok_or_else(|| {
+                    Error::VersionMissing {
+                        version: version.clone(),
+                    }
+                })?;
+                Arc::new(
+                    self.sandbox
+                        .load(bytes.into(), None)
+                        .await
+                        .map_err(|source| Error::VersionInvalid {
                             version: version.clone(),
                             source,
-                        }
-                    })?)
-                }
-            };
+                        })?,
+                )
+            }
+        };
         component
             .workflow_type(workflow_type)
             .cloned()

@@ -17,8 +17,8 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::{Arc, Mutex};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -288,7 +288,7 @@ impl Engine {
             Some(parent_id) => self.storage.run(parent_id).await?.map(|p| ParentIdentity {
                 workflow_type: p.workflow_type,
                 workflow_id: p.workflow_id,
-                run_id: p.run_id.to_string(),
+                run_id: p.run_id,
                 version: p.version,
             }),
             None => None,
@@ -296,7 +296,7 @@ impl Engine {
         Ok(RunIdentity {
             workflow_type: record.workflow_type.clone(),
             workflow_id: record.workflow_id.clone(),
-            run_id: record.run_id.to_string(),
+            run_id: record.run_id,
             version: record.version.clone(),
             parent,
         })
@@ -309,6 +309,13 @@ impl Engine {
         workflow_type: &str,
     ) -> Result<Arc<WorkflowTypeSpec>> {
         provided(&*self.component(version).await?, workflow_type)
+    }
+
+    /// This host no longer drives `run_id`.
+    fn forget_driver(&self, run_id: RunId) {
+        if let Ok(mut drivers) = self.drivers.lock() {
+            drivers.remove(&run_id);
+        }
     }
 
     /// Wake everyone waiting for `run_id` to end.
@@ -334,6 +341,9 @@ fn provided(component: &ComponentVersion, workflow_type: &str) -> Result<Arc<Wor
             workflow_type: workflow_type.to_owned(),
         })
 }
+
+/// How long a claim on a run lasts before another host may take it over.
+const CLAIM_LEASE_MS: u64 = 30_000;
 
 /// A run in the hands of a driver: what it needs to execute activations
 /// without reading storage each time.
@@ -406,6 +416,24 @@ async fn drive(
     abort: CancellationToken,
 ) {
     loop {
+        // Exactly one host drives a run: the one holding its claim.
+        match inner
+            .storage
+            .claim(run_id, now_ms().saturating_add(CLAIM_LEASE_MS))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(%run_id, "another host drives this run");
+                inner.forget_driver(run_id);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(%run_id, error = %e, "cannot claim run");
+                inner.forget_driver(run_id);
+                return;
+            }
+        }
         let live = match seed.take() {
             Some(live) => Some(live),
             None => match inner.load_live(run_id).await {
@@ -646,12 +674,12 @@ fn start_child(inner: &Arc<Engine>, parent: &LiveRun, child: NewRun) {
         identity: Arc::new(RunIdentity {
             workflow_type: child.workflow_type,
             workflow_id: child.workflow_id,
-            run_id: child.run_id.to_string(),
+            run_id: child.run_id,
             version: child.version,
             parent: Some(ParentIdentity {
                 workflow_type: parent.identity.workflow_type.clone(),
                 workflow_id: parent.identity.workflow_id.clone(),
-                run_id: parent.identity.run_id.clone(),
+                run_id: parent.identity.run_id,
                 version: parent.identity.version.clone(),
             }),
         }),
@@ -759,11 +787,10 @@ fn emit_logs(live: &LiveRun, outcome: &ActivationOutcome) {
     }
 }
 
-
 impl HostServices for Engine {
     fn resolve_child<'a>(
         &'a self,
-        parent_run_id: &'a str,
+        parent_run_id: RunId,
         request: &'a ChildRequest,
     ) -> BoxFuture<'a, std::result::Result<ChildResolution, ServiceError>> {
         Box::pin(async move {
@@ -785,7 +812,7 @@ impl HostServices for Engine {
                 .await
                 .map_err(|e| ServiceError::Host(e.to_string()))?;
             match active {
-                Some(run) if run.parent_run_id.map(|p| p.to_string()).as_deref() == Some(parent_run_id) => {
+                Some(run) if run.parent_run_id == Some(parent_run_id) => {
                     Ok(ChildResolution::Existing { run_id: run.run_id })
                 }
                 Some(run) => Err(ServiceError::Guest(

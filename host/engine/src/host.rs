@@ -194,7 +194,7 @@ impl Host {
             identity: Arc::new(RunIdentity {
                 workflow_type: workflow_type.to_owned(),
                 workflow_id: workflow_id.clone(),
-                run_id: run_id.to_string(),
+                run_id,
                 version: entry.component.hash.clone(),
                 parent: None,
             }),
@@ -484,7 +484,10 @@ impl Host {
     /// The run's committed store.
     pub async fn store(&self, run_id: RunId) -> Result<HashMap<String, serde_json::Value>> {
         let store = self.engine.storage().store(run_id).await?;
-        Ok(store.into_iter().map(|(k, v)| (k, json_value(&v))).collect())
+        Ok(store
+            .into_iter()
+            .map(|(k, v)| (k, json_value(&v)))
+            .collect())
     }
 
     /// Stop the drivers and wait for them: activations in progress are
@@ -524,4 +527,3 @@ fn check_event(
     handler.check_payload(&value)?;
     Ok(json)
 }
-

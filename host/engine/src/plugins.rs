@@ -295,7 +295,12 @@ impl PluginDir {
     }
 
     /// Load one file and publish it, or record why not.
-    async fn load_file(&self, sandbox: &dyn Sandbox, path: &Path, stamp: Stamp) -> Result<Load, Error> {
+    async fn load_file(
+        &self,
+        sandbox: &dyn Sandbox,
+        path: &Path,
+        stamp: Stamp,
+    ) -> Result<Load, Error> {
         let started = Instant::now();
         let bytes: Arc<[u8]> = match std::fs::read(path) {
             Ok(bytes) => bytes.into(),

@@ -39,7 +39,9 @@ pub use wasmflow_core::model::{
     json_value,
 };
 pub use wasmflow_core::plan::Timer;
-pub use wasmflow_core::{ChildStatus, ClosePolicy, ErrorKind, HandlerKind, RunStatus, WorkflowError};
+pub use wasmflow_core::{
+    ChildStatus, ClosePolicy, ErrorKind, HandlerKind, RunStatus, WorkflowError,
+};
 pub use wasmflow_engine::{
     Admin, Error, Host, PinnedRun, Plugins, Rejected, Result, RunTree, StartOptions, Started,
     TypeEntry, UpgradeReport, short_version,
@@ -68,8 +70,8 @@ pub async fn open_admin(db: &Path, plugins: &Path) -> Result<Admin> {
 
 /// Load every `*.wasm` file of `dir` once, to see what it provides.
 pub async fn inspect_plugins(dir: &Path) -> Result<Plugins> {
-    let sandbox = WasmtimeSandbox::new(SandboxConfig::default())
-        .map_err(|e| Error::Sandbox(Box::new(e)))?;
+    let sandbox =
+        WasmtimeSandbox::new(SandboxConfig::default()).map_err(|e| Error::Sandbox(Box::new(e)))?;
     Plugins::inspect(dir, &sandbox).await
 }
 

@@ -241,7 +241,6 @@ named_enum! {
     }
 }
 
-
 named_enum! {
     /// How a child ended, as its completion notice says.
     pub enum ChildStatus ("child status") {
@@ -286,8 +285,8 @@ pub struct ChildOutcome {
 macro_rules! wit_conversions {
     ($wit:path) => {
         mod __wit_conversions {
-            use $wit as wit;
             use $crate::{ClosePolicy, ErrorKind, HandlerKind};
+            use $wit as wit;
 
             pub fn error_kind_from_wit(kind: wit::ErrorKind) -> ErrorKind {
                 use wit::ErrorKind as W;
@@ -421,10 +420,7 @@ mod tests {
             .filter(|s| s.is_terminal())
             .map(|s| s.as_str())
             .collect();
-        assert_eq!(
-            terminal,
-            ["completed", "failed", "cancelled", "terminated"]
-        );
+        assert_eq!(terminal, ["completed", "failed", "cancelled", "terminated"]);
     }
 
     #[test]

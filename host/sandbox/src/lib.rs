@@ -35,7 +35,9 @@ use wasmflow_core::activation::{
     ActivationOutcome, ActivationRequest, BoxFuture, CompiledComponent, ComponentVersion,
     LoadError, LogLevel, LogLine, RunIdentity, Sandbox,
 };
-use wasmflow_core::model::{Directive, HandlerSpec, ParamSpec, WorkflowTypeSpec, parse_json};
+use wasmflow_core::model::{
+    Directive, HandlerSpec, ParamSpec, RunId, WorkflowTypeSpec, parse_json,
+};
 use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
 
 wasmflow_protocol::wit_conversions!(crate::bindings::types);
@@ -185,18 +187,19 @@ impl WasmtimeSandbox {
                 })?;
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
-            let cache = wasmtime::Cache::new(cache).map_err(|e| SetupError::Wasmtime(error_chain(&e)))?;
+            let cache =
+                wasmtime::Cache::new(cache).map_err(|e| SetupError::Wasmtime(error_chain(&e)))?;
             cfg.cache(Some(cache));
         }
         let engine = Engine::new(&cfg).map_err(|e| SetupError::Wasmtime(error_chain(&e)))?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| SetupError::Wasmtime(error_chain(&e)))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SetupError::Wasmtime(error_chain(&e)))?;
         bindings::Workflow::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| SetupError::Wasmtime(error_chain(&e)))?;
 
-        let ticker = EpochTicker::start(engine.clone())
-            .map_err(SetupError::Ticker)?;
+        let ticker = EpochTicker::start(engine.clone()).map_err(SetupError::Ticker)?;
         Ok(WasmtimeSandbox {
             inner: Arc::new(Inner {
                 engine,
@@ -252,7 +255,6 @@ impl WasmtimeSandbox {
             }),
         })
     }
-
 }
 
 impl Inner {
@@ -265,7 +267,7 @@ impl Inner {
         let run = Arc::new(RunIdentity {
             workflow_type: String::new(),
             workflow_id: String::new(),
-            run_id: String::new(),
+            run_id: RunId::new(),
             version: hash.to_owned(),
             parent: None,
         });

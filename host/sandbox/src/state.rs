@@ -307,7 +307,7 @@ impl ActivationState {
             input,
         };
         let services = self.services()?.clone();
-        match services.resolve_child(&self.run.run_id, &request).await? {
+        match services.resolve_child(self.run.run_id, &request).await? {
             ChildResolution::Existing { run_id } => Ok(handle(&run_id)),
             ChildResolution::New {
                 version,
@@ -396,10 +396,11 @@ impl host::Host for ActivationState {
                 max as u64,
             )));
         }
-        let json = match wasmflow_core::model::parse_json(&value, &format!("store value for `{key}`")) {
-            Ok(json) => json,
-            Err(e) => return Ok(Err(wit_error(WitKind::InvalidPayload, e.message))),
-        };
+        let json =
+            match wasmflow_core::model::parse_json(&value, &format!("store value for `{key}`")) {
+                Ok(json) => json,
+                Err(e) => return Ok(Err(wit_error(WitKind::InvalidPayload, e.message))),
+            };
         let size = self.store_bytes - self.current_size(&key) + entry_bytes(&key, &json);
         if size > self.limits.max_store_bytes {
             return Err(self.stop(WorkflowError::quota(
@@ -524,12 +525,12 @@ impl host::Host for ActivationState {
         Ok(wit::RunInfo {
             workflow_type: run.workflow_type.clone(),
             workflow_id: run.workflow_id.clone(),
-            run_id: run.run_id.clone(),
+            run_id: run.run_id.to_string(),
             version: run.version.clone(),
             parent: run.parent.as_ref().map(|p| wit::ParentInfo {
                 workflow_type: p.workflow_type.clone(),
                 workflow_id: p.workflow_id.clone(),
-                run_id: p.run_id.clone(),
+                run_id: p.run_id.to_string(),
             }),
             handler: self.handler.clone(),
             sequence: self.sequence,

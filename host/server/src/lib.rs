@@ -3,6 +3,11 @@
 //! configured, Prometheus metrics and a liveness probe. `openapi.json`
 //! beside this crate's manifest documents every route in [`ROUTES`] (a test
 //! keeps the two equal) and is served at `GET /v1/openapi.json`.
+//!
+//! Every body is a type of `wasmflow-api`, the API's wire model: requests
+//! parse into its request types, answers are built from its views by the
+//! mappings from the host's domain types below ([`run_view`],
+//! [`types_view`], ...).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,13 +19,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use wasmflow_api as api;
 use wasmflow_host::{
-    Error, ErrorKind, Host, LiveVersion, Plugins, RunId, RunRecord, RunStatus, RunTree,
-    StartOptions, WorkflowError, json_value,
+    Error, ErrorKind, HandlerSpec, HistoryRecord, Host, LiveVersion, Plugins, RunId, RunRecord,
+    RunStatus, RunTree, StartOptions, UpgradeReport, WorkflowError, json_value,
 };
 
 /// Every route, as `(method, path)`; `openapi.json` documents exactly these.
@@ -121,7 +125,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"kind": self.kind, "message": self.message});
+        let body = api::ErrorBody {
+            kind: self.kind,
+            message: self.message,
+        };
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -208,46 +215,87 @@ fn run_id(text: Option<&str>) -> ApiResult<Option<RunId>> {
     .transpose()
 }
 
-/// The JSON of a run.
-pub fn run_json(run: &RunRecord) -> Value {
-    json!({
-        "workflow_id": run.workflow_id,
-        "run_id": run.run_id.to_string(),
-        "type": run.workflow_type,
-        "status": run.status.as_str(),
-        "version": run.version,
-        "parent": run.parent_run_id.map(|p| p.to_string()),
-        "result": run.result.as_ref().map(json_value),
-        "error": run.error,
-        "timer_due_ms": run.timer.as_ref().map(|t| t.due_ms),
-        "deadline_ms": run.deadline_ms,
-        "cancel_requested": run.cancel_requested,
-        "created_ms": run.created_ms,
-        "updated_ms": run.updated_ms,
-    })
+/// A run as the API shows it.
+pub fn run_view(run: &RunRecord) -> api::RunView {
+    api::RunView {
+        workflow_id: run.workflow_id.clone(),
+        run_id: run.run_id.to_string(),
+        workflow_type: run.workflow_type.clone(),
+        status: status_view(run.status),
+        version: run.version.clone(),
+        parent: run.parent_run_id.map(|p| p.to_string()),
+        result: run.result.as_ref().map(json_value),
+        error: run.error.as_ref().map(error_view),
+        timer_due_ms: run.timer.as_ref().map(|t| t.due_ms),
+        deadline_ms: run.deadline_ms,
+        cancel_requested: run.cancel_requested.clone(),
+        created_ms: run.created_ms,
+        updated_ms: run.updated_ms,
+    }
 }
 
-fn tree_json(tree: &RunTree) -> Value {
-    let mut value = run_json(&tree.run);
-    value["children"] = tree.children.iter().map(tree_json).collect();
-    value
+/// A run's status as the API spells it.
+pub fn status_view(status: RunStatus) -> api::RunStatus {
+    match status {
+        RunStatus::Running => api::RunStatus::Running,
+        RunStatus::Waiting => api::RunStatus::Waiting,
+        RunStatus::Completed => api::RunStatus::Completed,
+        RunStatus::Failed => api::RunStatus::Failed,
+        RunStatus::Cancelled => api::RunStatus::Cancelled,
+        RunStatus::Terminated => api::RunStatus::Terminated,
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StartBody {
-    #[serde(rename = "type")]
-    workflow_type: String,
-    id: Option<String>,
-    #[serde(default)]
-    input: Option<Value>,
-    timeout_ms: Option<u64>,
-    /// `error` (default) or `return_existing`.
-    on_conflict: Option<String>,
+/// Why a run ended without a result.
+pub fn error_view(error: &WorkflowError) -> api::RunError {
+    api::RunError {
+        kind: error.kind.as_str().to_owned(),
+        message: error.message.clone(),
+        details: error.details.clone(),
+    }
+}
+
+/// A run and its children, recursively.
+pub fn tree_view(tree: &RunTree) -> api::TreeView {
+    api::TreeView {
+        run: run_view(&tree.run),
+        children: tree.children.iter().map(tree_view).collect(),
+    }
+}
+
+/// The result view of a run.
+pub fn result_view(run: &RunRecord) -> api::ResultView {
+    api::ResultView {
+        workflow_id: run.workflow_id.clone(),
+        run_id: run.run_id.to_string(),
+        status: status_view(run.status),
+        result: run.result.as_ref().map(json_value),
+        error: run.error.as_ref().map(error_view),
+    }
+}
+
+/// One history entry: the event's `type` tag and fields as the host
+/// serialises them, beside the entry's id and time.
+pub fn history_entry(record: &HistoryRecord) -> api::HistoryEntry {
+    let mut details = match serde_json::to_value(&record.event) {
+        Ok(serde_json::Value::Object(map)) => map,
+        // An event always serialises to an object with its `type` tag.
+        _ => serde_json::Map::new(),
+    };
+    let event_type = match details.remove("type") {
+        Some(serde_json::Value::String(t)) => t,
+        _ => record.event.kind().to_owned(),
+    };
+    api::HistoryEntry {
+        id: record.id,
+        at_ms: record.at_ms,
+        event_type,
+        details,
+    }
 }
 
 async fn start(State(api): State<Api>, bytes: Bytes) -> ApiResult {
-    let req: StartBody = body(&bytes)?;
+    let req: api::StartRequest = body(&bytes)?;
     let mut options = StartOptions::new();
     if let Some(id) = req.id {
         options = options.workflow_id(id);
@@ -255,39 +303,29 @@ async fn start(State(api): State<Api>, bytes: Bytes) -> ApiResult {
     if let Some(ms) = req.timeout_ms {
         options = options.timeout(Duration::from_millis(ms));
     }
-    match req.on_conflict.as_deref() {
-        None | Some("error") => {}
-        Some("return_existing") => options = options.return_existing(),
-        Some(other) => {
-            return Err(ApiError::bad_input(format!(
-                "`on_conflict` must be `error` or `return_existing`, not `{other}`"
-            )));
-        }
+    match req.on_conflict.unwrap_or_default() {
+        api::OnConflict::Error => {}
+        api::OnConflict::ReturnExisting => options = options.return_existing(),
     }
-    let input = req.input.unwrap_or_else(|| json!({})).to_string();
+    let input = match req.input {
+        Some(input) => input.to_string(),
+        None => "{}".to_owned(),
+    };
     let started = api.host.start(&req.workflow_type, &input, options).await?;
     let status = if started.existing {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    let body = json!({
-        "workflow_id": started.workflow_id,
-        "run_id": started.run_id.to_string(),
-        "existing": started.existing,
-    });
+    let body = api::Started {
+        workflow_id: started.workflow_id,
+        run_id: started.run_id.to_string(),
+        existing: started.existing,
+    };
     Ok((status, axum::Json(body)).into_response())
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    #[serde(rename = "type")]
-    workflow_type: Option<String>,
-    status: Option<String>,
-    limit: Option<usize>,
-}
-
-async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> ApiResult {
+async fn list(State(api): State<Api>, Query(q): Query<api::ListQuery>) -> ApiResult {
     let status = q
         .status
         .as_deref()
@@ -301,29 +339,25 @@ async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> ApiResult {
         .host
         .list(q.workflow_type.as_deref(), status, limit)
         .await?;
-    let runs: Vec<Value> = runs.iter().map(run_json).collect();
-    Ok(axum::Json(json!({ "runs": runs })).into_response())
-}
-
-#[derive(Deserialize)]
-struct RunQuery {
-    run_id: Option<String>,
-    wait_ms: Option<u64>,
+    let runs = api::RunList {
+        runs: runs.iter().map(run_view).collect(),
+    };
+    Ok(axum::Json(runs).into_response())
 }
 
 async fn status(
     State(api): State<Api>,
     Path(id): Path<String>,
-    Query(q): Query<RunQuery>,
+    Query(q): Query<api::RunQuery>,
 ) -> ApiResult {
     let run = api.host.find_run(&id, run_id(q.run_id.as_deref())?).await?;
-    Ok(axum::Json(run_json(&run)).into_response())
+    Ok(axum::Json(run_view(&run)).into_response())
 }
 
 async fn result(
     State(api): State<Api>,
     Path(id): Path<String>,
-    Query(q): Query<RunQuery>,
+    Query(q): Query<api::RunQuery>,
 ) -> ApiResult {
     let run = api.host.find_run(&id, run_id(q.run_id.as_deref())?).await?;
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
@@ -335,13 +369,7 @@ async fn result(
             _ = api.stopping.cancelled() => return Err(Error::ShuttingDown.into()),
         }
     };
-    let body = json!({
-        "workflow_id": run.workflow_id,
-        "run_id": run.run_id.to_string(),
-        "status": run.status.as_str(),
-        "result": run.result.as_ref().map(json_value),
-        "error": run.error,
-    });
+    let body = result_view(&run);
     // 200 once the run ended; 202 while it has not (yet).
     let status = if run.status.is_terminal() {
         StatusCode::OK
@@ -351,73 +379,56 @@ async fn result(
     Ok((status, axum::Json(body)).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventBody {
-    name: String,
-    payload: Option<Value>,
-}
-
 async fn send(State(api): State<Api>, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
-    let req: EventBody = body(&bytes)?;
+    let req: api::SendEvent = body(&bytes)?;
     let payload = req.payload.map(|p| p.to_string()).unwrap_or_default();
     let run_id = api.host.send(&id, &req.name, &payload).await?;
-    let body = json!({"workflow_id": id, "run_id": run_id.to_string()});
+    let body = api::EventAccepted {
+        workflow_id: id,
+        run_id: run_id.to_string(),
+    };
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
 async fn history(
     State(api): State<Api>,
     Path(id): Path<String>,
-    Query(q): Query<RunQuery>,
+    Query(q): Query<api::RunQuery>,
 ) -> ApiResult {
     let run = api.host.find_run(&id, run_id(q.run_id.as_deref())?).await?;
     let events = api.host.history(run.run_id).await?;
-    let body = json!({
-        "workflow_id": run.workflow_id,
-        "run_id": run.run_id.to_string(),
-        "events": events,
-    });
+    let body = api::HistoryView {
+        workflow_id: run.workflow_id,
+        run_id: run.run_id.to_string(),
+        events: events.iter().map(history_entry).collect(),
+    };
     Ok(axum::Json(body).into_response())
 }
 
 async fn tree(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
     let run = api.host.latest_run(&id).await?;
     let tree = api.host.tree(run.run_id).await?;
-    Ok(axum::Json(tree_json(&tree)).into_response())
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    reason: Option<String>,
+    Ok(axum::Json(tree_view(&tree)).into_response())
 }
 
 async fn cancel(State(api): State<Api>, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
-    let req: ReasonBody = body(&bytes)?;
+    let req: api::CancelRequest = body(&bytes)?;
     let reason = req
         .reason
         .unwrap_or_else(|| "cancelled through the API".into());
     let run_id = api.host.cancel(&id, &reason).await?;
     let run = api.host.run(run_id).await?;
-    Ok(axum::Json(run_json(&run)).into_response())
+    Ok(axum::Json(run_view(&run)).into_response())
 }
 
 async fn terminate(State(api): State<Api>, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
-    let req: ReasonBody = body(&bytes)?;
+    let req: api::TerminateRequest = body(&bytes)?;
     let reason = req
         .reason
         .unwrap_or_else(|| "terminated through the API".into());
     let run_id = api.host.terminate(&id, &reason).await?;
     let run = api.host.run(run_id).await?;
-    Ok(axum::Json(run_json(&run)).into_response())
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct QueryBody {
-    args: Option<Value>,
-    run_id: Option<String>,
+    Ok(axum::Json(run_view(&run)).into_response())
 }
 
 async fn query(
@@ -425,68 +436,100 @@ async fn query(
     Path((id, name)): Path<(String, String)>,
     bytes: Bytes,
 ) -> ApiResult {
-    let req: QueryBody = body(&bytes)?;
+    let req: api::QueryRequest = body(&bytes)?;
     let run = api
         .host
         .find_run(&id, run_id(req.run_id.as_deref())?)
         .await?;
     let args = req.args.map(|a| a.to_string()).unwrap_or_default();
     let value = api.host.query(run.run_id, &name, &args).await?;
-    let body = json!({"workflow_id": id, "run_id": run.run_id.to_string(), "result": value});
+    let body = api::QueryAnswer {
+        workflow_id: id,
+        run_id: run.run_id.to_string(),
+        result: value,
+    };
     Ok(axum::Json(body).into_response())
 }
 
 async fn types(State(api): State<Api>) -> ApiResult {
     let plugins = api.host.plugins();
     let live = api.host.live_versions().await?;
-    Ok(axum::Json(types_json(&plugins, &live)).into_response())
+    Ok(axum::Json(types_view(&plugins, &live)).into_response())
 }
 
-/// The JSON of `GET /v1/types` (and `wasmflow types --json`): each type with
-/// its version, file, handlers and the versions live runs hold; rejected
-/// files with their reasons.
-pub fn types_json(plugins: &Plugins, live: &[LiveVersion]) -> Value {
-    let types: Vec<Value> = plugins
+/// `GET /v1/types` (and `wasmflow types --json`): each type with its
+/// version, file, handlers and the versions live runs hold; rejected files
+/// with their reasons.
+pub fn types_view(plugins: &Plugins, live: &[LiveVersion]) -> api::TypesView {
+    let types = plugins
         .types()
         .into_iter()
-        .map(|(name, entry)| {
-            let in_flight: Vec<Value> = live
+        .map(|(name, entry)| api::TypeView {
+            name: name.to_owned(),
+            version: entry.component.hash.clone(),
+            file: entry.file.display().to_string(),
+            handlers: entry.spec.handlers.iter().map(handler_view).collect(),
+            in_flight: live
                 .iter()
                 .filter(|l| l.workflow_type == name)
-                .map(|l| json!({"version": l.version, "runs": l.runs}))
-                .collect();
-            json!({
-                "name": name,
-                "version": entry.component.hash,
-                "file": entry.file.display().to_string(),
-                "handlers": entry.spec.handlers,
-                "in_flight": in_flight,
-            })
+                .map(|l| api::InFlight {
+                    version: l.version.clone(),
+                    runs: l.runs,
+                })
+                .collect(),
         })
         .collect();
-    let rejected: Vec<Value> = plugins
+    let rejected = plugins
         .rejected()
         .iter()
-        .map(|r| json!({"file": r.file.display().to_string(), "reason": r.reason}))
+        .map(|r| api::RejectedPlugin {
+            file: r.file.display().to_string(),
+            reason: r.reason.clone(),
+        })
         .collect();
-    json!({"types": types, "rejected": rejected})
+    api::TypesView { types, rejected }
+}
+
+/// A handler as `describe` reported it.
+pub fn handler_view(handler: &HandlerSpec) -> api::HandlerView {
+    api::HandlerView {
+        name: handler.name.clone(),
+        kind: handler.kind.as_str().to_owned(),
+        params: handler
+            .params
+            .iter()
+            .map(|p| api::ParamView {
+                name: p.name.clone(),
+                optional: p.optional,
+            })
+            .collect(),
+        timeout: handler
+            .timeout
+            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+    }
+}
+
+/// What an upgrade moved and what it left pinned.
+pub fn upgrade_view(report: &UpgradeReport) -> api::UpgradeView {
+    api::UpgradeView {
+        workflow_type: report.workflow_type.clone(),
+        version: report.version.clone(),
+        upgraded: report.upgraded.iter().map(ToString::to_string).collect(),
+        pinned: report
+            .pinned
+            .iter()
+            .map(|p| api::PinnedView {
+                run_id: p.run_id.to_string(),
+                version: p.version.clone(),
+                reason: p.reason.clone(),
+            })
+            .collect(),
+    }
 }
 
 async fn upgrade(State(api): State<Api>, Path(workflow_type): Path<String>) -> ApiResult {
     let report = api.host.upgrade(&workflow_type).await?;
-    let pinned: Vec<Value> = report
-        .pinned
-        .iter()
-        .map(|p| json!({"run_id": p.run_id.to_string(), "version": p.version, "reason": p.reason}))
-        .collect();
-    let upgraded: Vec<String> = report.upgraded.iter().map(ToString::to_string).collect();
-    Ok(axum::Json(json!({
-        "type": report.workflow_type,
-        "version": report.version,
-        "upgraded": upgraded,
-        "pinned": pinned,
-    }))
-    .into_response())
+    Ok(axum::Json(upgrade_view(&report)).into_response())
 }
 
 async fn openapi() -> Response {
@@ -504,12 +547,195 @@ async fn metrics(State(api): State<Api>) -> ApiResult {
 }
 
 async fn healthz() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
+    axum::Json(api::Health::ok()).into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+    use wasmflow_host::{ClosePolicy, HandlerKind, HistoryEvent, ParamSpec, Timer};
+
     use super::*;
+
+    fn raw(text: &str) -> wasmflow_host::Json {
+        serde_json::value::RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    fn record() -> RunRecord {
+        RunRecord {
+            run_id: RunId::new(),
+            workflow_id: "order-1".into(),
+            workflow_type: "Order".into(),
+            version: "abc123".into(),
+            status: RunStatus::Failed,
+            parent_run_id: Some(RunId::new()),
+            on_completed: None,
+            close_policy: ClosePolicy::default(),
+            input: raw(r#"{"amount":1}"#),
+            result: Some(raw(r#"{"txn":"t-1"}"#)),
+            error: Some(
+                WorkflowError::new(ErrorKind::Application, "boom").with_details(json!({"code": 7})),
+            ),
+            seq: 3,
+            pending: None,
+            timer: Some(Timer {
+                due_ms: 50,
+                on_timeout: "late".into(),
+            }),
+            deadline_ms: Some(60),
+            cancel_requested: Some("stop".into()),
+            created_ms: 10,
+            updated_ms: 20,
+        }
+    }
+
+    /// The JSON a run had before the API had types; the views keep it.
+    fn run_json(run: &RunRecord) -> Value {
+        json!({
+            "workflow_id": run.workflow_id,
+            "run_id": run.run_id.to_string(),
+            "type": run.workflow_type,
+            "status": run.status.as_str(),
+            "version": run.version,
+            "parent": run.parent_run_id.map(|p| p.to_string()),
+            "result": run.result.as_ref().map(json_value),
+            "error": run.error,
+            "timer_due_ms": run.timer.as_ref().map(|t| t.due_ms),
+            "deadline_ms": run.deadline_ms,
+            "cancel_requested": run.cancel_requested,
+            "created_ms": run.created_ms,
+            "updated_ms": run.updated_ms,
+        })
+    }
+
+    #[test]
+    fn views_of_runs_keep_the_wire_format() {
+        let full = record();
+        let mut bare = record();
+        bare.status = RunStatus::Waiting;
+        bare.parent_run_id = None;
+        bare.result = None;
+        bare.error = Some(WorkflowError::new(ErrorKind::Cancelled, "no details"));
+        bare.timer = None;
+        bare.deadline_ms = None;
+        bare.cancel_requested = None;
+        for run in [&full, &bare] {
+            let view = serde_json::to_value(run_view(run)).unwrap();
+            assert_eq!(view, run_json(run));
+            let result = serde_json::to_value(result_view(run)).unwrap();
+            assert_eq!(
+                result,
+                json!({
+                    "workflow_id": run.workflow_id,
+                    "run_id": run.run_id.to_string(),
+                    "status": run.status.as_str(),
+                    "result": run.result.as_ref().map(json_value),
+                    "error": run.error,
+                })
+            );
+        }
+        let tree = RunTree {
+            run: full.clone(),
+            children: vec![RunTree {
+                run: bare.clone(),
+                children: vec![],
+            }],
+        };
+        let mut expected = run_json(&full);
+        let mut child = run_json(&bare);
+        child["children"] = json!([]);
+        expected["children"] = json!([child]);
+        assert_eq!(serde_json::to_value(tree_view(&tree)).unwrap(), expected);
+        for status in RunStatus::ALL {
+            assert_eq!(status_view(*status).as_str(), status.as_str());
+        }
+    }
+
+    #[test]
+    fn history_entries_are_the_stored_records() {
+        let records = [
+            HistoryRecord {
+                id: 7,
+                at_ms: 100,
+                event: HistoryEvent::RunCompleted {
+                    result: json!({"ok": true}),
+                },
+            },
+            HistoryRecord {
+                id: 8,
+                at_ms: 101,
+                event: HistoryEvent::TimerSet {
+                    due_ms: 5,
+                    on_timeout: None,
+                },
+            },
+            HistoryRecord {
+                id: 9,
+                at_ms: 102,
+                event: HistoryEvent::ActivationFailed {
+                    sequence: 1,
+                    kind: HandlerKind::Step,
+                    handler: "greet".into(),
+                    started_ms: 3,
+                    duration_us: 4,
+                    error: WorkflowError::new(ErrorKind::Trap, "boom"),
+                },
+            },
+        ];
+        for record in &records {
+            let entry = history_entry(record);
+            assert_eq!(entry.event_type, record.event.kind());
+            assert_eq!(
+                serde_json::to_value(&entry).unwrap(),
+                serde_json::to_value(record).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn upgrades_show_the_runs_moved_and_pinned() {
+        let (moved, kept) = (RunId::new(), RunId::new());
+        let report = UpgradeReport {
+            workflow_type: "Versioned".into(),
+            version: "v2".into(),
+            upgraded: vec![moved],
+            pinned: vec![wasmflow_host::PinnedRun {
+                run_id: kept,
+                version: "v1".into(),
+                reason: "busy".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(upgrade_view(&report)).unwrap(),
+            json!({
+                "type": "Versioned",
+                "version": "v2",
+                "upgraded": [moved.to_string()],
+                "pinned": [{"run_id": kept.to_string(), "version": "v1", "reason": "busy"}],
+            })
+        );
+    }
+
+    #[test]
+    fn handlers_show_as_described() {
+        let handler = HandlerSpec {
+            name: "greet".into(),
+            kind: HandlerKind::Step,
+            params: vec![ParamSpec {
+                name: "who".into(),
+                optional: true,
+            }],
+            timeout: Some(Duration::from_millis(1500)),
+        };
+        let mut untimed = handler.clone();
+        untimed.timeout = None;
+        for h in [&handler, &untimed] {
+            assert_eq!(
+                serde_json::to_value(handler_view(h)).unwrap(),
+                serde_json::to_value(h).unwrap()
+            );
+        }
+    }
 
     /// `openapi.json` documents exactly the routes the router serves.
     #[test]

@@ -24,14 +24,14 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
+use wasmflow_core::RunStatus;
 use wasmflow_core::activation::StoreMap;
 use wasmflow_core::model::{HistoryEvent, Json, RunId, parse_json};
-use wasmflow_core::RunStatus;
+use wasmflow_core::plan::Timer;
 use wasmflow_storage::{
     Anchors, HistoryRecord, LiveVersion, Quotas, RunRecord, Storage, StorageError, Write, Written,
     rules,
 };
-use wasmflow_core::plan::Timer;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -125,7 +125,11 @@ impl SqliteStorage {
     /// Open (or create) the database at `path`, migrate its schema to this
     /// binary's, and start the writer. With [`Access::Host`], refuse a
     /// database another process holds.
-    pub fn open(path: &Path, access: Access, quotas: Quotas) -> Result<SqliteStorage, StorageError> {
+    pub fn open(
+        path: &Path,
+        access: Access,
+        quotas: Quotas,
+    ) -> Result<SqliteStorage, StorageError> {
         let lock = match access {
             Access::Host => Some(lock::HostLock::acquire(path)?),
             Access::Admin => None,
@@ -247,10 +251,8 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StorageError> {
 impl Storage for SqliteStorage {
     async fn write(&self, write: Write) -> Result<Written, StorageError> {
         let quotas = self.quotas;
-        self.transact(move |tx| {
-            Ok(rules::apply(&mut tx::SqliteTx { tx }, &write, quotas)?)
-        })
-        .await
+        self.transact(move |tx| Ok(rules::apply(&mut tx::SqliteTx { tx }, &write, quotas)?))
+            .await
     }
 
     /// One host holds the file: every claim is granted.
@@ -339,10 +341,7 @@ impl Storage for SqliteStorage {
     }
 
     /// The live runs of a workflow type.
-    async fn live_runs_of_type(
-        &self,
-        workflow_type: &str,
-    ) -> Result<Vec<RunRecord>, StorageError> {
+    async fn live_runs_of_type(&self, workflow_type: &str) -> Result<Vec<RunRecord>, StorageError> {
         let workflow_type = workflow_type.to_owned();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -671,6 +670,15 @@ pub(crate) fn stored_json(text: &str, what: &str) -> Result<Json, StorageError> 
     parse_json(text, what).map_err(|e| StorageError::Corrupt(e.message))
 }
 
+/// A column of run `run_id` that does not read back as what was written.
+pub(crate) fn corrupt_run(
+    run_id: &dyn std::fmt::Display,
+    what: &str,
+    e: &dyn std::fmt::Display,
+) -> StorageError {
+    StorageError::Corrupt(format!("run `{run_id}`: {what}: {e}"))
+}
+
 pub(crate) fn parse_run_id(text: &str) -> Result<RunId, StorageError> {
     text.parse()
         .map_err(|e| StorageError::Corrupt(format!("run id `{text}`: {e}")))
@@ -702,9 +710,7 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Res<RunRecord>> {
     let created: i64 = r.get(17)?;
     let updated: i64 = r.get(18)?;
     Ok((|| {
-        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-            StorageError::Corrupt(format!("run `{run_id}`: {what}: {e}"))
-        };
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| corrupt_run(&run_id, what, e);
         Ok(RunRecord {
             run_id: parse_run_id(&run_id)?,
             workflow_id,

@@ -97,7 +97,10 @@ mod tests {
         std::fs::write(lock_path(&db), "process 1 (`init`)").unwrap();
         let started = Instant::now();
         let err = HostLock::acquire(&db).unwrap_err();
-        assert!(started.elapsed() < SAME_PROCESS_GRACE / 2, "refused at once");
+        assert!(
+            started.elapsed() < SAME_PROCESS_GRACE / 2,
+            "refused at once"
+        );
         let message = err.to_string();
         assert!(matches!(err, StorageError::Locked { .. }), "{err:?}");
         assert!(message.contains("w.db"), "{message}");

@@ -8,7 +8,7 @@ use wasmflow_core::plan::{InboxKind, NewRun};
 use wasmflow_core::{ClosePolicy, RunStatus};
 use wasmflow_storage::{InboxEntry, RunState, RunTx, RunUpdate, StorageError};
 
-use crate::{SqlError, parse_run_id, stored_json, to_json};
+use crate::{SqlError, corrupt_run, parse_run_id, stored_json, to_json};
 
 const LIVE: &str = "status IN ('running', 'waiting')";
 
@@ -69,14 +69,22 @@ impl RunTx for SqliteTx<'_, '_> {
                 .optional()
             })
             .map_err(db)?;
-        let Some((workflow_id, workflow_type, version, status, seq, parent, on_completed, policy, deadline, cancel)) =
-            row
+        let Some((
+            workflow_id,
+            workflow_type,
+            version,
+            status,
+            seq,
+            parent,
+            on_completed,
+            policy,
+            deadline,
+            cancel,
+        )) = row
         else {
             return Ok(None);
         };
-        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-            StorageError::Corrupt(format!("run `{run_id}`: {what}: {e}"))
-        };
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| corrupt_run(&run_id, what, e);
         Ok(Some(RunState {
             workflow_id,
             workflow_type,

@@ -51,8 +51,11 @@ async fn one_host_holds_a_database_file_while_admins_may_open_it() {
 
     // As if another process held it: a host of this process that is
     // shutting down would be waited for.
-    std::fs::write(dir.path().join("held.db.lock"), "process 1 (`wasmflow serve`)")
-        .expect("the lock file is writable");
+    std::fs::write(
+        dir.path().join("held.db.lock"),
+        "process 1 (`wasmflow serve`)",
+    )
+    .expect("the lock file is writable");
     match SqliteStorage::open(&path, Access::Host, QUOTAS) {
         Ok(_) => panic!("a second host must not open a held database"),
         Err(e @ StorageError::Locked { .. }) => {

@@ -66,10 +66,14 @@ pub enum StorageError {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// Another process holds the database (one host per SQLite file).
-    #[error("database `{path}` is in use by another wasmflow host ({holder}); stop it or use another database")]
+    #[error(
+        "database `{path}` is in use by another wasmflow host ({holder}); stop it or use another database"
+    )]
     Locked { path: String, holder: String },
     /// The database was written by a newer wasmflow.
-    #[error("database `{path}` has schema version {found}, newer than this wasmflow's {supported}; use a newer wasmflow")]
+    #[error(
+        "database `{path}` has schema version {found}, newer than this wasmflow's {supported}; use a newer wasmflow"
+    )]
     SchemaTooNew {
         path: String,
         found: i64,
@@ -352,8 +356,12 @@ pub trait RunTx {
     fn update_run(&mut self, run_id: RunId, update: &RunUpdate) -> Result<(), StorageError>;
 
     /// Record a cancel request for a running run.
-    fn request_cancel(&mut self, run_id: RunId, reason: &str, at_ms: u64)
-    -> Result<(), StorageError>;
+    fn request_cancel(
+        &mut self,
+        run_id: RunId,
+        reason: &str,
+        at_ms: u64,
+    ) -> Result<(), StorageError>;
 
     /// Pin a run to another component version.
     fn set_version(&mut self, run_id: RunId, version: &str, at_ms: u64)
@@ -431,8 +439,7 @@ pub trait Storage: Send + Sync + 'static {
     /// Every running or waiting run: what a starting host resumes.
     async fn live_runs(&self) -> Result<Vec<RunRecord>, StorageError>;
     /// The live runs of a workflow type, oldest first.
-    async fn live_runs_of_type(&self, workflow_type: &str)
-    -> Result<Vec<RunRecord>, StorageError>;
+    async fn live_runs_of_type(&self, workflow_type: &str) -> Result<Vec<RunRecord>, StorageError>;
     /// Runs, newest first, optionally of one type and status; at most `limit`.
     async fn list_runs(
         &self,

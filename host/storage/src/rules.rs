@@ -263,7 +263,10 @@ impl Rules<'_> {
         })
     }
 
-    fn deliver_one(&mut self, delivery: &Delivery) -> Result<Result<Effects, RunGone>, StorageError> {
+    fn deliver_one(
+        &mut self,
+        delivery: &Delivery,
+    ) -> Result<Result<Effects, RunGone>, StorageError> {
         let mut effects = Effects::default();
         let at_ms = wasmflow_core::model::now_ms();
         Ok(self
