@@ -29,8 +29,9 @@ const SQLITE: &[&str] = &["rusqlite", "libsqlite3-sys", "refinery"];
 const HTTP: &[&str] = &["axum", "hyper", "ureq"];
 /// The async runtime.
 const TOKIO: &[&str] = &["tokio"];
-/// The host's model crates.
-const MODEL: &[&str] = &["wasmflow-core", "wasmflow-protocol"];
+/// The host's domain model (the protocol's vocabulary is wire names, and
+/// allowed everywhere).
+const MODEL: &[&str] = &["wasmflow-core"];
 
 /// One rule: `krate` must not reach any package of the `forbidden` groups
 /// (`direct`: as its own dependency; otherwise transitively too).
@@ -70,7 +71,7 @@ const RULES: &[Rule] = &[
         krate: "wasmflow-api",
         forbidden: &[MODEL, WASMTIME, SQLITE, HTTP, TOKIO],
         direct: false,
-        why: "the wire model is plain serde types",
+        why: "the wire model is serde types and the protocol's names",
     },
     Rule {
         krate: "wasmflow-sandbox",

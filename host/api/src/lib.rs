@@ -29,70 +29,14 @@
 //! own: the OpenAPI description and the Prometheus text format.)
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-/// Where a run is in its state machine, as the API spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// An activation is scheduled or executing.
-    Running,
-    /// Parked until an event or a timer.
-    Waiting,
-    Completed,
-    Failed,
-    Cancelled,
-    Terminated,
-}
-
-impl RunStatus {
-    /// Every status, in state-machine order.
-    pub const ALL: &'static [RunStatus] = &[
-        RunStatus::Running,
-        RunStatus::Waiting,
-        RunStatus::Completed,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-        RunStatus::Terminated,
-    ];
-
-    /// The status as it appears on the wire, e.g. `waiting`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Waiting => "waiting",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Terminated => "terminated",
-        }
-    }
-
-    /// Whether the run has ended (completed, failed, cancelled, terminated).
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, RunStatus::Running | RunStatus::Waiting)
-    }
-}
-
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RunStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RunStatus::ALL
-            .iter()
-            .copied()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| format!("unknown run status `{s}`"))
-    }
-}
+/// Run statuses and handler kinds are the protocol's own names (crate
+/// `wasmflow-protocol`, the vocabulary the host and the guest SDK share):
+/// one name table for the wire, the database and the guest.
+pub use wasmflow_protocol::{HandlerKind, RunStatus};
 
 /// An error answer, of any route: `{"kind", "message"}` with the HTTP
 /// status. `kind` is a wasmflow error kind (`RunNotFound`,
@@ -394,8 +338,7 @@ pub struct TypeView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerView {
     pub name: String,
-    /// `start`, `step`, `event` or `query`.
-    pub kind: String,
+    pub kind: HandlerKind,
     pub params: Vec<ParamView>,
     /// The handler's own activation deadline, in milliseconds; absent when
     /// it has none.
@@ -793,7 +736,7 @@ mod tests {
                 handlers: vec![
                     HandlerView {
                         name: "start".into(),
-                        kind: "start".into(),
+                        kind: HandlerKind::Start,
                         params: vec![ParamView {
                             name: "name".into(),
                             optional: false,
@@ -802,7 +745,7 @@ mod tests {
                     },
                     HandlerView {
                         name: "greet".into(),
-                        kind: "step".into(),
+                        kind: HandlerKind::Step,
                         params: vec![],
                         timeout: Some(1500),
                     },

@@ -221,7 +221,7 @@ pub fn run_view(run: &RunRecord) -> api::RunView {
         workflow_id: run.workflow_id.clone(),
         run_id: run.run_id.to_string(),
         workflow_type: run.workflow_type.clone(),
-        status: status_view(run.status),
+        status: run.status,
         version: run.version.clone(),
         parent: run.parent_run_id.map(|p| p.to_string()),
         result: run.result.as_ref().map(json_value),
@@ -231,18 +231,6 @@ pub fn run_view(run: &RunRecord) -> api::RunView {
         cancel_requested: run.cancel_requested.clone(),
         created_ms: run.created_ms,
         updated_ms: run.updated_ms,
-    }
-}
-
-/// A run's status as the API spells it.
-pub fn status_view(status: RunStatus) -> api::RunStatus {
-    match status {
-        RunStatus::Running => api::RunStatus::Running,
-        RunStatus::Waiting => api::RunStatus::Waiting,
-        RunStatus::Completed => api::RunStatus::Completed,
-        RunStatus::Failed => api::RunStatus::Failed,
-        RunStatus::Cancelled => api::RunStatus::Cancelled,
-        RunStatus::Terminated => api::RunStatus::Terminated,
     }
 }
 
@@ -268,7 +256,7 @@ pub fn result_view(run: &RunRecord) -> api::ResultView {
     api::ResultView {
         workflow_id: run.workflow_id.clone(),
         run_id: run.run_id.to_string(),
-        status: status_view(run.status),
+        status: run.status,
         result: run.result.as_ref().map(json_value),
         error: run.error.as_ref().map(error_view),
     }
@@ -494,7 +482,7 @@ pub fn types_view(plugins: &Plugins, live: &[LiveVersion]) -> api::TypesView {
 pub fn handler_view(handler: &HandlerSpec) -> api::HandlerView {
     api::HandlerView {
         name: handler.name.clone(),
-        kind: handler.kind.as_str().to_owned(),
+        kind: handler.kind,
         params: handler
             .params
             .iter()
@@ -646,9 +634,6 @@ mod tests {
         child["children"] = json!([]);
         expected["children"] = json!([child]);
         assert_eq!(serde_json::to_value(tree_view(&tree)).unwrap(), expected);
-        for status in RunStatus::ALL {
-            assert_eq!(status_view(*status).as_str(), status.as_str());
-        }
     }
 
     #[test]
