@@ -74,14 +74,25 @@ pub enum ChildResolution {
     Existing { run_id: RunId },
 }
 
+/// The host could not serve an activation (storage failed, a pinned
+/// version would not load): not the guest's doing. The activation is
+/// abandoned and executed again later; the cause is kept.
+pub type HostFault = Arc<dyn std::error::Error + Send + Sync>;
+
 /// Why a [`HostServices`] call failed.
 #[derive(Debug, Clone)]
 pub enum ServiceError {
     /// The guest asked for something it may not have: an error it can catch.
     Guest(WorkflowError),
-    /// The host could not answer (storage failed): the activation is
-    /// abandoned and executed again later.
-    Host(String),
+    /// The host could not answer.
+    Host(HostFault),
+}
+
+impl ServiceError {
+    /// A host fault caused by `e`.
+    pub fn host(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ServiceError::Host(Arc::new(e))
+    }
 }
 
 impl From<WorkflowError> for ServiceError {
@@ -91,7 +102,7 @@ impl From<WorkflowError> for ServiceError {
 }
 
 /// What an activation needs from the rest of the host: lookups beyond the
-/// run itself. The scheduler provides it; the sandbox does not know where
+/// run itself. The engine provides it; the sandbox does not know where
 /// the answers come from.
 pub trait HostServices: Send + Sync + 'static {
     /// Check a child start of run `parent_run_id`: the type exists, the input
@@ -213,7 +224,7 @@ pub struct ActivationRequest {
     pub timeout: Duration,
 }
 
-/// What an activation did. Nothing of it is visible until the scheduler
+/// What an activation did. Nothing of it is visible until the engine
 /// commits it.
 pub struct ActivationOutcome {
     pub result: Result<Directive, WorkflowError>,
@@ -227,7 +238,7 @@ pub struct ActivationOutcome {
     pub duration: Duration,
     /// The host could not serve the activation (not the guest's fault):
     /// nothing of it may be committed; it runs again.
-    pub host_fault: Option<String>,
+    pub host_fault: Option<HostFault>,
 }
 
 impl ActivationOutcome {

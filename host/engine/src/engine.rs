@@ -797,10 +797,9 @@ impl HostServices for Engine {
             let plugins = self.plugins();
             let entry = plugins.get(&request.workflow_type)?;
             let start = entry.spec.start().ok_or_else(|| {
-                ServiceError::Host(format!(
-                    "workflow type `{}` has no start handler",
-                    request.workflow_type
-                ))
+                ServiceError::host(Error::TypeWithoutStart {
+                    workflow_type: request.workflow_type.clone(),
+                })
             })?;
             start.check_payload(&request.input).map_err(|mut e| {
                 e.message = format!("child `{}`: {}", request.workflow_id, e.message);
@@ -810,7 +809,7 @@ impl HostServices for Engine {
                 .storage
                 .active_run(&request.workflow_id)
                 .await
-                .map_err(|e| ServiceError::Host(e.to_string()))?;
+                .map_err(ServiceError::host)?;
             match active {
                 Some(run) if run.parent_run_id == Some(parent_run_id) => {
                     Ok(ChildResolution::Existing { run_id: run.run_id })
@@ -843,7 +842,7 @@ impl HostServices for Engine {
             let spec = self
                 .spec(&parent.version, &parent.workflow_type)
                 .await
-                .map_err(|e| ServiceError::Host(e.to_string()))?;
+                .map_err(ServiceError::host)?;
             let handler = spec.handler(HandlerKind::Event, event).ok_or_else(|| {
                 WorkflowError::new(
                     ErrorKind::UnknownEvent,

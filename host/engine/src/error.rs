@@ -54,9 +54,14 @@ pub enum Error {
         version: String,
         workflow_type: String,
     },
-    /// The host could not serve a guest's request (storage failed).
-    #[error("the host could not serve the activation: {0}")]
-    HostFault(String),
+    /// The host could not serve an activation (storage failed, a pinned
+    /// version would not load).
+    #[error("the host could not serve the activation")]
+    HostFault(#[source] wasmflow_core::activation::HostFault),
+    /// A workflow type without a start handler (`describe` validation
+    /// forbids it; a type read back from elsewhere could still lack one).
+    #[error("workflow type `{workflow_type}` has no start handler")]
+    TypeWithoutStart { workflow_type: String },
     /// A query handler failed (trapped, hit a limit, returned an error, or
     /// tried to change the run).
     #[error("the query failed: {0}")]

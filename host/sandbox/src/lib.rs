@@ -1,14 +1,32 @@
 //! The sandbox: the only crate that knows wasmtime.
 //!
 //! [`WasmtimeSandbox`] implements the engine's [`Sandbox`] interface
-//! (`wasmflow_core::activation`). One shared [`Engine`] with the pooling allocator (tuned as the wasmtime 48
-//! notes measured: keep-resident memory, tables and stacks, pagemap scan where
-//! the kernel has it) and epoch interruption. A component is compiled and
+//! (`wasmflow_core::activation`). One shared [`Engine`] with the pooling
+//! allocator (tuned as the wasmtime 48 notes measured: keep-resident memory,
+//! tables and stacks, pagemap scan where the kernel has it) and epoch
+//! interruption. A component is compiled and
 //! linked once into a [`ComponentVersion`]; every activation gets a fresh
 //! instance of it in a fresh store, with a memory cap, a wall-clock deadline
 //! that also time-slices busy guests, and WASI with nothing granted. The
 //! instance is dropped when the handler returns; what the handler did comes
-//! back as an [`ActivationOutcome`] for the scheduler to commit.
+//! back as an [`ActivationOutcome`] for the engine to commit.
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use wasmflow_core::activation::Sandbox;
+//! use wasmflow_sandbox::{SandboxConfig, WasmtimeSandbox};
+//!
+//! let sandbox = WasmtimeSandbox::new(SandboxConfig::default())?;
+//! let bytes: Arc<[u8]> = std::fs::read("hello.wasm")?.into();
+//! // Compiled, linked, and described: the workflow types it declares.
+//! let version = Sandbox::load(&sandbox, bytes, None).await?;
+//! for spec in &version.types {
+//!     println!("{} ({} handlers) at version {}", spec.name, spec.handlers.len(), version.hash);
+//! }
+//! // `version.activate(request)` runs one handler in a fresh instance.
+//! # Ok(()) }
+//! ```
 //!
 //! Invariants: an instance never outlives its activation and is never shared
 //! between runs; no guest error, trap or limit escapes as anything but a

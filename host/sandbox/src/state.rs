@@ -2,7 +2,7 @@
 //! guest imports (`wasmflow:workflow/host`).
 //!
 //! Everything an activation does to the outside world is buffered here
-//! (store writes, log lines) and handed to the scheduler when the handler
+//! (store writes, log lines) and handed to the engine when the handler
 //! returns; nothing is visible before the activation commits.
 
 use std::collections::BTreeMap;
@@ -17,8 +17,8 @@ use super::bindings::host;
 use super::bindings::types::{self as wit, ErrorKind as WitKind};
 use super::output::BoundedOutput;
 use wasmflow_core::activation::{
-    ChildRequest, ChildResolution, HostServices, LogLevel, LogLine, RunIdentity, ServiceError,
-    StoreMap, entry_bytes,
+    ChildRequest, ChildResolution, HostFault, HostServices, LogLevel, LogLine, RunIdentity,
+    ServiceError, StoreMap, entry_bytes,
 };
 use wasmflow_core::model::{ChildStart, Json, RunId, SentEvent, WorkflowTypeSpec};
 use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
@@ -61,7 +61,7 @@ pub enum Stop {
     #[error("{0}")]
     Violation(WorkflowError),
     #[error("host fault: {0}")]
-    HostFault(String),
+    HostFault(HostFault),
 }
 
 pub struct ActivationState {
@@ -93,7 +93,7 @@ pub struct ActivationState {
     pub(super) memory_exceeded: bool,
     /// Set when the host failed to answer an import; the activation is
     /// discarded and retried.
-    pub(super) host_fault: Option<String>,
+    pub(super) host_fault: Option<HostFault>,
 }
 
 impl ActivationState {

@@ -159,15 +159,24 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ShuttingDown", message)
             }
             other => {
-                tracing::error!(error = %other, "request failed");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal",
-                    other.to_string(),
-                )
+                let message = with_causes(&other);
+                tracing::error!(error = %message, "request failed");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal", message)
             }
         }
     }
+}
+
+/// `error: cause: cause ...`, the whole chain on one line.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 impl From<WorkflowError> for ApiError {
