@@ -65,11 +65,39 @@ fn a_failed_run_prints_kind_and_message_and_exits_one() {
 
 #[test]
 fn rejected_requests_exit_two_naming_the_problem() {
-    let sandbox = TestBed::new(&["hello"]);
-    let cases: [(&[&str], &str); 3] = [
+    let sandbox = TestBed::new(&["hello", "family"]);
+    let cases: [(&[&str], &str); 7] = [
         (
             &["Nope"],
             "UnknownWorkflowType: no plugin provides workflow type `Nope`",
+        ),
+        (
+            &["Greeter", "--input", r#"{"name":"x"}"#, "--timeout", "0s"],
+            "the workflow timeout must be 1 ms to",
+        ),
+        (
+            &[
+                "Greeter",
+                "--input",
+                r#"{"name":"x"}"#,
+                "--timeout",
+                "20000days",
+            ],
+            "the workflow timeout must be 1 ms to",
+        ),
+        (
+            &["Greeter", "--input", r#"{"name":"x"}"#, "--id", "a\tb"],
+            "invalid workflow id",
+        ),
+        (
+            &[
+                "Collector",
+                "--input",
+                r#"{"expected":1}"#,
+                "--event",
+                "it\u{202e}em",
+            ],
+            "invalid event name",
         ),
         (
             &["Greeter", "--input", "{}"],

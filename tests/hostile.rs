@@ -243,7 +243,7 @@ async fn components_that_cannot_be_trusted_to_load_are_rejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_guests_run_next_to_well_behaved_load() {
-    let sandbox = TestBed::new(&["probe", "hostile", "counter"]);
+    let sandbox = TestBed::new(&["probe", "hostile", "rogue", "counter"]);
     // Spinners end by their own 1 s timeout; the floods get all the time
     // they need to reach their quotas on a loaded machine.
     let host = sandbox
@@ -284,7 +284,34 @@ async fn hostile_guests_run_next_to_well_behaved_load() {
             start(&host, "Panicker", json!({"message": "x"})).await,
             ErrorKind::Trap,
         ),
+        (
+            start(
+                &host,
+                "Oversized",
+                json!({"what": "deletes", "bytes": 1_000_000}),
+            )
+            .await,
+            ErrorKind::QuotaExceeded,
+        ),
+        (
+            start(
+                &host,
+                "Oversized",
+                json!({"what": "message", "bytes": 1 << 20}),
+            )
+            .await,
+            ErrorKind::QuotaExceeded,
+        ),
+        (
+            start(&host, "HugeStep", json!({})).await,
+            ErrorKind::QuotaExceeded,
+        ),
+        (
+            start(&host, "Deep", json!({"at": "result", "depth": 200})).await,
+            ErrorKind::InvalidPayload,
+        ),
     ];
+    let chatty = start(&host, "LogFlood", json!({"n": 200_000})).await;
     for i in 40..80 {
         good.push((30 + i, counter(&host, 30 + i).await));
     }
@@ -294,6 +321,7 @@ async fn hostile_guests_run_next_to_well_behaved_load() {
     for (run, kind) in hostile {
         fails(&host, run, kind).await;
     }
+    assert_eq!(result(&finish(&host, chatty, LIMIT).await), json!(200_000));
     host.shutdown().await;
 }
 
@@ -372,5 +400,153 @@ async fn a_run_that_outgrows_its_history_fails_naming_the_quota() {
     assert!(msg.contains("max_history_len"), "{msg}");
     let short = counter(&host, 10).await;
     counts(&host, short, 10).await;
+    host.shutdown().await;
+}
+
+/// The quota a run failed with names `limit`.
+async fn over(host: &Host, run: RunId, limit: &str) {
+    let msg = fails(host, run, ErrorKind::QuotaExceeded).await;
+    assert!(msg.contains(limit), "{limit}: {msg}");
+    let error = host.run(run).await.unwrap().error.unwrap();
+    assert_eq!(error.details.unwrap()["limit"], limit);
+    // What the guest handed over is not what is stored.
+    let stored: usize = host
+        .history(run)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| serde_json::to_string(&h.event).unwrap().len())
+        .sum();
+    assert!(stored < 64 << 10, "{limit}: {stored} bytes of history");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_name_key_and_message_from_a_guest_is_bounded() {
+    let sandbox = TestBed::new(&["hostile", "rogue", "counter"]);
+    let host = sandbox
+        .builder()
+        .memory_limit(256 << 20)
+        .start()
+        .await
+        .unwrap();
+    let good = counter(&host, 100).await;
+    let mib = 10 << 20;
+    let cases = [
+        ("key", 2_000, "max_key_bytes"),
+        ("delete_key", mib, "max_key_bytes"),
+        ("deletes", 1_000_000, "max_keys_changed_per_activation"),
+        ("message", 50 << 20, "max_message_bytes"),
+        ("fail_message", mib, "max_message_bytes"),
+        ("details", mib, "max_details_bytes"),
+        ("event_name", mib, "max_name_bytes"),
+        ("child_id", mib, "max_name_bytes"),
+        ("child_type", mib, "max_name_bytes"),
+    ];
+    let mut runs = Vec::new();
+    for (what, bytes, limit) in cases {
+        let run = start(&host, "Oversized", json!({"what": what, "bytes": bytes})).await;
+        runs.push((run, limit));
+    }
+    runs.push((start(&host, "HugeStep", json!({})).await, "max_name_bytes"));
+    runs.push((start(&host, "HugeWait", json!({})).await, "max_name_bytes"));
+    for (run, limit) in runs {
+        over(&host, run, limit).await;
+    }
+    // Within the bounds, the same handler is fine.
+    let fine = start(&host, "Oversized", json!({"what": "deletes", "bytes": 100})).await;
+    assert_eq!(result(&finish(&host, fine, LIMIT).await), json!("accepted"));
+    counts(&host, good, 100).await;
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_log_lines_is_counted_not_kept() {
+    let sandbox = TestBed::new(&["hostile", "counter"]);
+    let host = sandbox.host().await;
+    let good = counter(&host, 100).await;
+    let started = std::time::Instant::now();
+    let flood = start(&host, "LogFlood", json!({"n": 500_000})).await;
+    assert_eq!(result(&finish(&host, flood, LIMIT).await), json!(500_000));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    counts(&host, good, 100).await;
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_nested_too_deep_is_refused_at_every_entry() {
+    let sandbox = TestBed::new(&["hostile", "counter"]);
+    let host = sandbox.host().await;
+    let good = counter(&host, 100).await;
+    let depth = 200;
+    for at in ["result", "store", "child"] {
+        let run = start(&host, "Deep", json!({"at": at, "depth": depth})).await;
+        let msg = fails(&host, run, ErrorKind::InvalidPayload).await;
+        assert!(msg.contains("max_json_depth"), "{at}: {msg}");
+    }
+    // The event a child sends its parent: the child fails, the parent hears.
+    let parent = start(&host, "DeepParent", json!({"depth": depth})).await;
+    let outcome = result(&finish(&host, parent, LIMIT).await);
+    assert_eq!(outcome["error"]["kind"], "InvalidPayload", "{outcome}");
+    // A query's answer.
+    let waiting = start(&host, "Deep", json!({"at": "query", "depth": 0})).await;
+    crate::testbed::until(&host, waiting, LIMIT, |r| r.status == RunStatus::Waiting).await;
+    let err = host
+        .query(waiting, "answer", &json!({"depth": depth}).to_string())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::QueryFailed(e) => {
+            assert_eq!(e.kind, ErrorKind::InvalidPayload, "{e}");
+            assert!(e.message.contains("max_json_depth"), "{e}");
+        }
+        other => panic!("unexpected {other}"),
+    }
+    let shallow = host
+        .query(waiting, "answer", &json!({"depth": 3}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(shallow, json!([[[1]]]));
+    // Within the bound, results complete as they were (never `null`).
+    let fine = start(&host, "Deep", json!({"at": "result", "depth": 60})).await;
+    let value = result(&finish(&host, fine, LIMIT).await);
+    let mut depth_seen = 0;
+    let mut v = &value;
+    while let Some(inner) = v.get(0) {
+        depth_seen += 1;
+        v = inner;
+    }
+    assert_eq!((depth_seen, v), (60, &json!(1)));
+    counts(&host, good, 100).await;
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_describe_over_its_bounds_is_rejected_quickly() {
+    let sandbox = TestBed::new(&["describe-flood", "counter"]);
+    let started = std::time::Instant::now();
+    let host = sandbox.host().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let rejected = host.plugins().rejected();
+    let flood = rejected
+        .iter()
+        .find(|r| r.file.ends_with("describe-flood.wasm"))
+        .expect("describe-flood.wasm is rejected");
+    assert!(
+        flood.reason.contains("100000 workflow types")
+            && flood.reason.contains("max_types_per_component"),
+        "{}",
+        flood.reason
+    );
+    assert!(flood.reason.len() < 500, "{}", flood.reason);
+    let good = counter(&host, 20).await;
+    counts(&host, good, 20).await;
     host.shutdown().await;
 }

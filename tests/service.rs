@@ -1,7 +1,8 @@
 //! The host as a service: the real `wasmflow serve` binary, driven through
 //! its HTTP API and through the client subcommands.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,11 @@ struct Served {
 
 impl Served {
     fn start(components: &[&str], token: Option<&str>) -> Served {
+        Self::start_with(components, token, &[])
+    }
+
+    /// [`Served::start`] with more `serve` flags.
+    fn start_with(components: &[&str], token: Option<&str>, flags: &[&str]) -> Served {
         let sandbox = TestBed::new(components);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
@@ -31,6 +37,7 @@ impl Served {
         if let Some(t) = token {
             cmd.args(["--token", t]);
         }
+        cmd.args(flags);
         let mut child = cmd.spawn().expect("start wasmflow serve");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -113,6 +120,24 @@ impl Served {
         (status, body)
     }
 
+    /// A connection to the host's port, with a bound on every read.
+    fn connect(&self) -> TcpStream {
+        let addr = self.addr.trim_start_matches("http://");
+        let stream = TcpStream::connect(addr).expect("connect to the host");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+    }
+
+    /// Send `request` as is on a new connection; what comes back until the
+    /// host closes it.
+    fn raw(&self, request: &[u8]) -> String {
+        let mut stream = self.connect();
+        stream.write_all(request).unwrap();
+        read_to_close(&mut stream).expect("the host answers and closes")
+    }
+
     fn wait_result(&self, id: &str) -> Value {
         let (status, body) = self.http(
             "GET",
@@ -131,6 +156,37 @@ impl Drop for Served {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// Everything `stream` receives until the peer closes it (`Err` if the
+/// read timeout passes first). A host that closes with part of a request
+/// unread resets the connection after its answer: the answer counts.
+fn read_to_close(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !received.is_empty() => {
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(String::from_utf8_lossy(&received).into_owned())
+}
+
+/// The status and the JSON body of a raw HTTP answer.
+fn parse_answer(answer: &str) -> (u16, Value) {
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let body = serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()));
+    (status, body)
 }
 
 fn out(o: &Output) -> String {
@@ -662,8 +718,12 @@ fn a_token_guards_every_route() {
             (401, Some("Unauthorized")),
             "{method} {path}"
         );
-        let (s, _) = host.http_as(Some("wrong"), method, path, None);
-        assert_eq!(s, 401, "{method} {path}");
+        // Compared in constant time, whole: a prefix, an extension or
+        // another case of the token is as wrong as anything else.
+        for wrong in ["wrong", "s3cre", "s3cret1", "S3CRET", ""] {
+            let (s, _) = host.http_as(Some(wrong), method, path, None);
+            assert_eq!(s, 401, "{method} {path} with {wrong:?}");
+        }
     }
     assert_eq!(host.http("GET", "/healthz", None).0, 200);
     let o = host.cli(&["types"]);
@@ -740,4 +800,373 @@ fn a_second_host_on_the_same_database_is_refused_naming_the_holder() {
     // The first host goes on serving.
     let (status, body) = host.http("GET", "/healthz", None);
     assert_eq!(status, 200, "{body}");
+}
+
+/// Every answer the API or its router gives on its own is `{kind,
+/// message}` with the right status: wrong methods, malformed query strings,
+/// bodies and request targets over the limits, durations out of range,
+/// limits out of range, ids and event names outside the charset.
+#[test]
+fn every_error_of_the_edge_is_kind_and_message() {
+    let host = Served::start_with(&["family", "hello"], None, &["--max-request-bytes", "1024"]);
+    let expect = |(status, body): (u16, Value), want: u16, kind: &str, needle: &str, what: &str| {
+        assert_eq!(status, want, "{what}: {body}");
+        assert_eq!(body["kind"], kind, "{what}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle),
+            "{what}: {message:?} names {needle:?}"
+        );
+    };
+    // Wrong methods: 405, naming the methods the route has.
+    for (method, path, allowed) in [
+        ("DELETE", "/v1/workflows", "POST, GET"),
+        ("PUT", "/v1/workflows/x/events", "POST"),
+        ("POST", "/healthz", "GET"),
+    ] {
+        let answer = host.raw(
+            format!("{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        expect(
+            parse_answer(&answer),
+            405,
+            "MethodNotAllowed",
+            allowed,
+            &format!("{method} {path}"),
+        );
+    }
+    // Malformed query strings and limits out of range: 400.
+    for (path, needle) in [
+        ("/v1/workflows?limit=abc", "limit"),
+        ("/v1/workflows?limit=-1", "limit"),
+        ("/v1/workflows?limit=99999999999999999999999", "limit"),
+        ("/v1/workflows?limit=0", "`limit` must be 1 to 1000"),
+        ("/v1/workflows?limit=1001", "`limit` must be 1 to 1000"),
+        ("/v1/workflows?cursor=nonsense", "`cursor`"),
+        ("/v1/workflows/x/result?wait_ms=abc", "wait_ms"),
+        (
+            "/v1/workflows/x/result?wait_ms=0",
+            "`wait_ms` must be 1 to 60000",
+        ),
+        (
+            "/v1/workflows/x/result?wait_ms=60001",
+            "`wait_ms` must be 1 to 60000",
+        ),
+        (
+            "/v1/workflows/x/result?wait_ms=18446744073709551615",
+            "`wait_ms` must be 1 to 60000",
+        ),
+        ("/v1/workflows/x/history?run_id=nope", "`run_id`"),
+    ] {
+        expect(
+            host.http("GET", path, None),
+            400,
+            "InvalidPayload",
+            needle,
+            path,
+        );
+    }
+    // Workflow timeouts: 0 and absurd values name the field.
+    for ms in [0, u64::MAX, 315_360_000_001] {
+        let start = json!({"type": "Greeter", "input": {"name": "x"}, "timeout_ms": ms});
+        expect(
+            host.http("POST", "/v1/workflows", Some(start)),
+            400,
+            "InvalidPayload",
+            "`timeout_ms` must be 1 to",
+            &format!("timeout_ms {ms}"),
+        );
+    }
+    assert_eq!(
+        host.http("GET", "/v1/workflows", None).1["runs"],
+        json!([]),
+        "nothing was started"
+    );
+    // Bodies over `max_request_bytes`: declared or streamed, 413.
+    let big = format!(
+        r#"{{"type": "Greeter", "input": {{"name": "{}"}}}}"#,
+        "x".repeat(2000)
+    );
+    let answer = host.raw(
+        format!(
+            "POST /v1/workflows HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{big}",
+            big.len()
+        )
+        .as_bytes(),
+    );
+    expect(
+        parse_answer(&answer),
+        413,
+        "PayloadTooLarge",
+        "1024 bytes",
+        "declared length",
+    );
+    let answer = host.raw(
+        format!("POST /v1/workflows HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n", big.len())
+            .as_bytes(),
+    );
+    expect(
+        parse_answer(&answer),
+        413,
+        "PayloadTooLarge",
+        "1024 bytes",
+        "chunked body",
+    );
+    // Request targets over 8 KiB: 414.
+    let long = format!("/v1/workflows/{}", "x".repeat(9000));
+    expect(
+        host.http("GET", &long, None),
+        414,
+        "UriTooLong",
+        "8192",
+        "a long URI",
+    );
+    // Workflow ids and event names: no control or bidi characters, at
+    // most 255 bytes; 400 naming which.
+    let long_id = "x".repeat(256);
+    for id in [
+        "",
+        "nul\u{0}",
+        "line\nbreak",
+        "tab\t",
+        "del\u{7f}",
+        "c1\u{85}",
+        "rtl\u{202e}",
+        "iso\u{2066}",
+        long_id.as_str(),
+    ] {
+        let start = json!({"type": "Greeter", "id": id, "input": {"name": "x"}});
+        expect(
+            host.http("POST", "/v1/workflows", Some(start)),
+            400,
+            "InvalidPayload",
+            "invalid workflow id",
+            &format!("id {id:?}"),
+        );
+    }
+    assert_eq!(
+        host.http("GET", "/v1/workflows", None).1["runs"],
+        json!([]),
+        "nothing was started"
+    );
+    let fine = "x".repeat(255);
+    for id in ["with space", "ünïcödé-✓", fine.as_str()] {
+        let start = json!({"type": "Greeter", "id": id, "input": {"name": "x"}});
+        let (s, b) = host.http("POST", "/v1/workflows", Some(start));
+        assert_eq!(s, 201, "id {id:?}: {b}");
+    }
+    host.http(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"type": "Collector", "id": "c", "input": {"expected": 1}})),
+    );
+    wait_status(&host, "c", "waiting");
+    let history_len = |host: &Served| {
+        let (_, h) = host.http("GET", "/v1/workflows/c/history", None);
+        h["events"].as_array().map_or(0, Vec::len)
+    };
+    let before = history_len(&host);
+    for name in ["item\u{0}", "it\u{202d}em", "", long_id.as_str()] {
+        expect(
+            host.http(
+                "POST",
+                "/v1/workflows/c/events",
+                Some(json!({"name": name, "payload": {"id": "a"}})),
+            ),
+            400,
+            "InvalidPayload",
+            "invalid event name",
+            &format!("event {name:?}"),
+        );
+    }
+    assert_eq!(history_len(&host), before, "no event was stored");
+    assert_eq!(
+        host.http("GET", "/v1/workflows/c", None).1["status"],
+        "waiting"
+    );
+}
+
+/// A client that sends half a request head, or half a body, is cut off
+/// after the timeout; and connections beyond `--max-connections` wait
+/// until one closes.
+#[test]
+fn slow_clients_are_cut_off_and_connections_are_limited() {
+    let host = Served::start_with(
+        &["hello"],
+        None,
+        &["--header-timeout", "500ms", "--body-timeout", "500ms"],
+    );
+    // Half a head: closed without an answer.
+    let mut stalled = host.connect();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    let began = Instant::now();
+    let got = read_to_close(&mut stalled).expect("the host closes a stalled head");
+    assert!(
+        began.elapsed() >= Duration::from_millis(400),
+        "not before the timeout"
+    );
+    assert!(!got.contains(" 200 "), "{got}");
+    // A head with half its body: 408, then closed.
+    let answer =
+        host.raw(b"POST /v1/workflows HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"type\"");
+    let (status, body) = parse_answer(&answer);
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (408, Some("RequestTimeout")),
+        "{answer}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("body_timeout"));
+    // An idle kept-alive connection is closed too.
+    let mut idle = host.connect();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let got = read_to_close(&mut idle).expect("an idle connection is closed");
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    drop(host);
+
+    // One connection at a time: a second waits while the first holds it.
+    let host = Served::start_with(
+        &["hello"],
+        None,
+        &["--max-connections", "1", "--header-timeout", "1s"],
+    );
+    let mut first = host.connect();
+    first.write_all(b"GET /hea").unwrap();
+    // Accepted in the order they connected: the first holds the only
+    // slot.
+    let mut second = host.connect();
+    second
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = second.read(&mut byte);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the second connection is not served while the first holds the slot: {early:?}"
+    );
+    let closed = read_to_close(&mut first).expect("the first is closed after its header timeout");
+    assert!(!closed.contains(" 200 "), "{closed}");
+    second
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let rest = read_to_close(&mut second).expect("then the second is served");
+    let answer = format!(
+        "{}{rest}",
+        String::from_utf8_lossy(&byte[..early.map_or(0, |n| n)])
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// `GET /v1/workflows` pages with a cursor: every run once, newest first;
+/// no cursor is the first page; the CLI follows `next` with `--cursor` or
+/// `--all`.
+#[test]
+fn list_pages_with_a_cursor() {
+    let host = Served::start(&["hello"], None);
+    for i in 0..7 {
+        let start = json!({"type": "Greeter", "id": format!("g{i}"), "input": {"name": "x"}});
+        assert_eq!(host.http("POST", "/v1/workflows", Some(start)).0, 201);
+    }
+    let (s, all) = host.http("GET", "/v1/workflows?limit=1000", None);
+    assert_eq!(s, 200);
+    assert_eq!(all["next"], Value::Null, "one page holds them all");
+    let run_ids = |page: &Value| -> Vec<String> {
+        page["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["run_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let expected = run_ids(&all);
+    assert_eq!(expected.len(), 7);
+    let (_, first) = host.http("GET", "/v1/workflows", None);
+    assert_eq!(
+        run_ids(&first),
+        expected,
+        "no cursor, no limit: the first page of 100"
+    );
+    let mut seen = Vec::new();
+    let mut path = "/v1/workflows?limit=3".to_owned();
+    for _ in 0..7 {
+        let (s, page) = host.http("GET", &path, None);
+        assert_eq!(s, 200, "{page}");
+        assert!(page["runs"].as_array().unwrap().len() <= 3);
+        seen.extend(run_ids(&page));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/workflows?limit=3&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected, "pages visit every run once, newest first");
+
+    // The CLI: one page and its cursor, a cursor, every page.
+    let o = host.cli(&["list", "--limit", "3", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let page: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(run_ids(&page), expected[..3]);
+    let next = page["next"].as_str().expect("a next page").to_owned();
+    let o = host.cli(&["list", "--limit", "3"]);
+    assert!(err(&o).contains(&format!("--cursor {next}")), "{}", err(&o));
+    let o = host.cli(&["list", "--limit", "3", "--cursor", &next, "--json"]);
+    let page: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(run_ids(&page), expected[3..6]);
+    let o = host.cli(&["list", "--limit", "2", "--all", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let every: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(run_ids(&every), expected);
+    assert_eq!(every["next"], Value::Null);
+    let o = host.cli(&["list", "--limit", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("`limit` must be 1 to 1000"), "{}", err(&o));
+}
+
+/// Server settings out of range are refused at start, naming the setting,
+/// before anything is opened: an empty token (flag or environment), zero
+/// timeouts, no connections, a tiny body limit.
+#[test]
+fn serve_settings_out_of_range_are_refused_at_start() {
+    let sandbox = TestBed::new(&["hello"]);
+    let cases: [(&[&str], Option<&str>, &str); 6] = [
+        (&["--token", ""], None, "invalid setting `token`"),
+        (&[], Some(""), "invalid setting `token`"),
+        (&["--token", "two words"], None, "invalid setting `token`"),
+        (
+            &["--header-timeout", "0s"],
+            None,
+            "invalid setting `header_timeout`",
+        ),
+        (
+            &["--max-connections", "0"],
+            None,
+            "invalid setting `max_connections`",
+        ),
+        (
+            &["--max-request-bytes", "10"],
+            None,
+            "invalid setting `max_request_bytes`",
+        ),
+    ];
+    for (flags, env_token, needle) in cases {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+            .arg(sandbox.plugins())
+            .arg("--db")
+            .arg(sandbox.db())
+            .args(flags)
+            .env_remove("WASMFLOW_TOKEN");
+        if let Some(t) = env_token {
+            cmd.env("WASMFLOW_TOKEN", t);
+        }
+        let o = cmd.output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{flags:?}");
+        assert!(err(&o).contains(needle), "{flags:?}: {}", err(&o));
+        assert!(!sandbox.db().exists(), "{flags:?}: nothing was opened");
+    }
 }

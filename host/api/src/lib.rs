@@ -164,10 +164,21 @@ pub struct ListQuery {
     /// an unknown one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    /// At most this many runs, 1 to 1000 (default 100).
+    /// At most this many runs, 1 to [`MAX_LIST_LIMIT`] (default
+    /// [`DEFAULT_LIST_LIMIT`]); out of range is a 400 naming the range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// Continue a listing: the [`RunList::next`] of the previous page
+    /// (absent: the first page, from the newest run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
+
+/// The most runs one page of `GET /v1/workflows` holds.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// The runs a page of `GET /v1/workflows` holds without a `limit`.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
 
 /// The query of the routes that address one run of a workflow id
 /// (`GET /v1/workflows/{id}`, `.../result`, `.../history`).
@@ -177,10 +188,13 @@ pub struct RunQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
     /// `.../result` only: how long to wait for the run to end, in
-    /// milliseconds (at most 60000).
+    /// milliseconds, 1 to [`MAX_WAIT_MS`] (absent: answer at once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
 }
+
+/// The longest a result request may wait, in milliseconds (`wait_ms`).
+pub const MAX_WAIT_MS: u64 = 60_000;
 
 /// One run (`GET /v1/workflows/{id}`, the answer to cancel and terminate,
 /// the items of [`RunList`]). Absent values are `null`, not left out.
@@ -210,10 +224,17 @@ pub struct RunView {
     pub updated_ms: u64,
 }
 
-/// `GET /v1/workflows`: runs, newest first.
+/// `GET /v1/workflows`: one page of runs, newest first (by creation
+/// time, then run id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunList {
     pub runs: Vec<RunView>,
+    /// The cursor of the next page (pass it as `cursor`), an opaque
+    /// string; `null` on the last page. Paging visits every run that
+    /// existed at the first page exactly once; runs started since come
+    /// first on a new listing, not in this one.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// `GET /v1/workflows/{id}/result`: 200 once the run ended, 202 while it
@@ -562,11 +583,22 @@ mod tests {
     fn a_run_list_is_runs() {
         let list = RunList {
             runs: vec![run(RunStatus::Running)],
+            next: Some("c".into()),
         };
         let wire = serde_json::to_value(&list).unwrap();
         assert_eq!(wire["runs"][0]["type"], "Order");
+        assert_eq!(wire["next"], "c");
         round_trip(&list, wire);
-        round_trip(&RunList { runs: vec![] }, json!({"runs": []}));
+        round_trip(
+            &RunList {
+                runs: vec![],
+                next: None,
+            },
+            json!({"runs": [], "next": null}),
+        );
+        // A server from before paging sends no `next`: the last page.
+        let old: RunList = serde_json::from_value(json!({"runs": []})).unwrap();
+        assert_eq!(old.next, None);
     }
 
     #[test]
@@ -577,8 +609,9 @@ mod tests {
                 workflow_type: Some("Order".into()),
                 status: Some("completed".into()),
                 limit: Some(5),
+                cursor: Some("c".into()),
             },
-            json!({"type": "Order", "status": "completed", "limit": 5}),
+            json!({"type": "Order", "status": "completed", "limit": 5, "cursor": "c"}),
         );
         round_trip(&RunQuery::default(), json!({}));
         round_trip(

@@ -13,9 +13,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use wasmflow_api::{
-    CancelRequest, ErrorBody, EventAccepted, HistoryView, OnConflict, QueryAnswer, QueryRequest,
-    ResultView, RunError, RunList, RunStatus, RunView, SendEvent, StartRequest, Started, TreeView,
-    TypesView,
+    CancelRequest, ErrorBody, EventAccepted, HistoryView, MAX_WAIT_MS, OnConflict, QueryAnswer,
+    QueryRequest, ResultView, RunError, RunList, RunStatus, RunView, SendEvent, StartRequest,
+    Started, TreeView, TypesView,
 };
 
 /// Where the host is and how to talk to it.
@@ -95,14 +95,22 @@ pub enum Request {
         #[arg(long)]
         run: Option<String>,
     },
-    /// Runs, newest first.
+    /// Runs, newest first, a page at a time: a further page is named on
+    /// stderr (`--cursor`), or `--all` follows every page.
     List {
         #[arg(long = "type")]
         workflow_type: Option<String>,
         #[arg(long)]
         status: Option<String>,
+        /// Runs per page, 1 to 1000 (default 100).
         #[arg(long)]
         limit: Option<usize>,
+        /// Continue a listing: the `next` cursor of the previous page.
+        #[arg(long, conflicts_with = "all")]
+        cursor: Option<String>,
+        /// Follow every page to the oldest run.
+        #[arg(long)]
+        all: bool,
     },
     /// A run with its children, and theirs.
     Tree { id: String },
@@ -443,22 +451,34 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
             workflow_type,
             status,
             limit,
+            cursor,
+            all,
         } => {
-            let path = with_query(
-                "/v1/workflows".to_owned(),
-                &[
-                    ("type", workflow_type),
-                    ("status", status),
-                    ("limit", limit.map(|l| l.to_string())),
-                ],
-            );
-            let list: RunList = accepted!(client.get(&path));
+            let mut cursor = cursor;
+            let mut runs: Vec<RunView> = Vec::new();
+            let next = loop {
+                let path = with_query(
+                    "/v1/workflows".to_owned(),
+                    &[
+                        ("type", workflow_type.clone()),
+                        ("status", status.clone()),
+                        ("limit", limit.map(|l| l.to_string())),
+                        ("cursor", cursor.clone()),
+                    ],
+                );
+                let page: RunList = accepted!(client.get(&path));
+                runs.extend(page.runs);
+                match page.next {
+                    Some(next) if all => cursor = Some(next),
+                    next => break next,
+                }
+            };
             if json_out {
-                print_json(&list)?;
+                print_json(&RunList { runs, next })?;
                 return Ok(ExitCode::SUCCESS);
             }
             let mut t = table(&["workflow id", "run id", "type", "status", "result / error"]);
-            for run in list.runs {
+            for run in runs {
                 let outcome = match &run.error {
                     Some(error) => format!("{}: {}", error.kind, error.message),
                     None => run.result.as_ref().map(text).unwrap_or_default(),
@@ -472,6 +492,9 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
                 ]);
             }
             println!("{t}");
+            if let Some(next) = next {
+                eprintln!("more runs: --cursor {next} (or --all)");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Request::Tree { id } => {
@@ -530,6 +553,8 @@ fn end(
 }
 
 /// Print a run's result; exit 1 if it failed, 3 if it has not ended.
+/// Waiting longer than one request may (`wait_ms` is at most a minute)
+/// asks again until the run ends or `wait` is over.
 fn result(
     client: &Client,
     id: &str,
@@ -537,14 +562,26 @@ fn result(
     wait: Option<Duration>,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let path = with_query(
-        format!("/v1/workflows/{}/result", encode(id)),
-        &[
-            ("run_id", run.map(str::to_owned)),
-            ("wait_ms", wait.map(|w| w.as_millis().to_string())),
-        ],
-    );
-    let answer: ResultView = accepted!(client.get(&path));
+    let until = wait.map(|w| std::time::Instant::now() + w);
+    let answer: ResultView = loop {
+        let left = until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
+        let wait_ms = left
+            .map(|l| u64::try_from(l.as_millis()).map_or(MAX_WAIT_MS, |ms| ms.min(MAX_WAIT_MS)))
+            .filter(|&ms| ms > 0);
+        let path = with_query(
+            format!("/v1/workflows/{}/result", encode(id)),
+            &[
+                ("run_id", run.map(str::to_owned)),
+                ("wait_ms", wait_ms.map(|ms| ms.to_string())),
+            ],
+        );
+        let answer: ResultView = accepted!(client.get(&path));
+        let waiting = matches!(answer.status, RunStatus::Running | RunStatus::Waiting);
+        let more = until.is_some_and(|u| std::time::Instant::now() < u);
+        if !(waiting && more && wait_ms.is_some()) {
+            break answer;
+        }
+    };
     if json_out {
         print_json(&answer)?;
     }
@@ -617,6 +654,23 @@ pub fn types(conn: Connection) -> anyhow::Result<ExitCode> {
 
 fn short(version: &str) -> String {
     version.get(..12).unwrap_or(version).to_owned()
+}
+
+/// A token is a secret: empty (`--token ''`, `WASMFLOW_TOKEN=`) or with
+/// whitespace or control characters (no header carries them) it is an
+/// invalid setting, refused before anything runs.
+pub fn check_token(token: Option<&str>) -> anyhow::Result<()> {
+    let env_empty = std::env::var_os("WASMFLOW_TOKEN").is_some_and(|v| v.is_empty());
+    match token {
+        Some("") => bail!("invalid setting `token`: it is empty; set a secret, or leave it unset"),
+        None if env_empty => bail!(
+            "invalid setting `token`: WASMFLOW_TOKEN is set but empty; set a secret, or unset it"
+        ),
+        Some(t) if t.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            bail!("invalid setting `token`: it contains whitespace or a control character")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `--listen` must be loopback unless a token protects the API.

@@ -65,6 +65,39 @@ struct ServeArgs {
     /// Where the HTTP API listens. Off loopback it requires a token.
     #[arg(long, env = "WASMFLOW_LISTEN", default_value = "127.0.0.1:7420")]
     listen: std::net::SocketAddr,
+    /// How long a client has to send a request's head (line and headers),
+    /// on a new or an idle kept-alive connection, before it is closed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    header_timeout: Duration,
+    /// How long a client has to send a request's body once its head is
+    /// read; then it gets a 408 and the connection is closed.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    body_timeout: Duration,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = wasmflow_server::ServerConfig::MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// The largest request body, in bytes; larger is a 413.
+    #[arg(long, default_value_t = wasmflow_server::ServerConfig::MAX_REQUEST_BYTES)]
+    max_request_bytes: usize,
+}
+
+impl ServeArgs {
+    /// The server's settings, checked: a value out of range is refused
+    /// before anything is opened.
+    fn server_config(
+        &self,
+        token: Option<String>,
+    ) -> anyhow::Result<wasmflow_server::ServerConfig> {
+        let config = wasmflow_server::ServerConfig {
+            token,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+            max_request_bytes: self.max_request_bytes,
+        };
+        config.check()?;
+        Ok(config)
+    }
 }
 
 #[derive(Args)]
@@ -238,6 +271,10 @@ fn main() -> ExitCode {
         }
     };
     let conn = cli.connection;
+    if let Err(e) = client::check_token(conn.token.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Client(request) => client::run(conn, request),
         Command::Types(TypesArgs { plugins: None, .. }) => client::types(conn),
@@ -261,7 +298,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Result<ExitCode> {
-    client::check_listen(&args.listen, token.as_deref())?;
+    let config = args.server_config(token)?;
+    client::check_listen(&args.listen, config.token.as_deref())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -283,7 +321,7 @@ async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Result<ExitCod
             stopping.cancel();
         }
     });
-    wasmflow_server::serve(listener, host.clone(), token, stopping)
+    wasmflow_server::serve_with(listener, host.clone(), config, stopping)
         .await
         .context("the HTTP server failed")?;
     tracing::info!("stopping: activations in progress will run again on the next start");

@@ -18,19 +18,99 @@ use crate::error::WorkflowError;
 /// re-parsing them.
 pub type Json = Box<RawValue>;
 
-/// Parse JSON text that came from outside (a user, a guest, a file).
+/// Parse JSON text that came from outside (a user, a guest, a file, a
+/// database row): valid, nested at most [`MAX_JSON_DEPTH`] deep, and with
+/// every number representable, so that [`json_value`] can always read it.
+/// The one check of JSON at every entry; [`guest_json`] adds the size bound.
+///
+/// [`MAX_JSON_DEPTH`]: crate::limits::MAX_JSON_DEPTH
 pub fn parse_json(text: &str, what: &str) -> Result<Json, WorkflowError> {
-    serde_json::from_str::<Json>(text).map_err(|e| {
+    let json = serde_json::from_str::<Json>(text).map_err(|e| {
         WorkflowError::new(
             ErrorKind::InvalidPayload,
             format!("{what} is not valid JSON: {e}"),
         )
-    })
+    })?;
+    check_readable(json.get(), crate::limits::MAX_JSON_DEPTH)
+        .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, format!("{what} {e}")))?;
+    Ok(json)
 }
 
-/// A [`Json`] document as a parsed value.
-pub fn json_value(json: &Json) -> serde_json::Value {
-    serde_json::from_str(json.get()).unwrap_or(serde_json::Value::Null)
+/// JSON a guest hands the host (a result, a store value, an event payload, a
+/// child input, a query answer): at most `max_bytes` long
+/// (`QuotaExceeded`, naming `max_value_bytes`), then [`parse_json`].
+pub fn guest_json(text: &str, what: &str, max_bytes: usize) -> Result<Json, WorkflowError> {
+    if text.len() > max_bytes {
+        return Err(WorkflowError::quota(
+            "max_value_bytes",
+            text.len() as u64,
+            max_bytes as u64,
+        ));
+    }
+    parse_json(text, what)
+}
+
+/// Why valid JSON text could not be read back as a value: it nests deeper
+/// than `max_depth`, or has a number out of range (`1e400`). One pass, no
+/// recursion: the text is already known to be valid JSON.
+fn check_readable(text: &str, max_depth: usize) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(format!(
+                        "nests arrays and objects deeper than {max_depth} levels (max_json_depth)"
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                let number = &text[start..i];
+                let plain = number.len() <= 18 && !number.contains(['.', 'e', 'E']);
+                if !plain && !number.parse::<f64>().is_ok_and(f64::is_finite) {
+                    let shown: String = number.chars().take(40).collect();
+                    return Err(format!("has a number out of range: {shown}"));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// A [`Json`] document as a parsed value. Never fails for a document that
+/// came through [`parse_json`] (every `Json` the host stores or reads back
+/// does); for another one it says why it cannot be read (`InvalidPayload`),
+/// never a default.
+pub fn json_value(json: &Json) -> Result<serde_json::Value, WorkflowError> {
+    serde_json::from_str(json.get()).map_err(|e| {
+        WorkflowError::new(
+            ErrorKind::InvalidPayload,
+            format!("stored JSON cannot be read: {e}"),
+        )
+    })
 }
 
 /// `null` as a [`Json`].
@@ -141,12 +221,61 @@ impl WorkflowTypeSpec {
     /// The rules `describe` output must follow; the message names the
     /// offending handler.
     pub fn validate(&self) -> Result<(), String> {
-        if self.name.is_empty() || self.name.len() > 200 || self.name.contains(char::is_whitespace)
+        use crate::limits::{MAX_HANDLERS_PER_TYPE, MAX_NAME_BYTES, MAX_PARAMS_PER_HANDLER};
+        if self.name.is_empty()
+            || self.name.len() > MAX_NAME_BYTES
+            || self
+                .name
+                .contains(|c: char| c.is_whitespace() || c.is_control())
         {
             return Err(format!(
-                "workflow type name `{}` must be 1-200 characters without whitespace",
-                self.name
+                "workflow type name `{}` must be 1-{MAX_NAME_BYTES} bytes without whitespace \
+                 (max_name_bytes)",
+                shorten(&self.name)
             ));
+        }
+        if self.handlers.len() > MAX_HANDLERS_PER_TYPE {
+            return Err(format!(
+                "workflow type `{}` declares {} handlers; at most {MAX_HANDLERS_PER_TYPE} \
+                 (max_handlers_per_type)",
+                self.name,
+                self.handlers.len()
+            ));
+        }
+        for h in &self.handlers {
+            if h.name.len() > MAX_NAME_BYTES || h.name.contains(char::is_control) {
+                return Err(format!(
+                    "workflow type `{}` has a {} handler named `{}`: names are at most \
+                     {MAX_NAME_BYTES} bytes without control characters (max_name_bytes)",
+                    self.name,
+                    h.kind,
+                    shorten(&h.name)
+                ));
+            }
+            if h.params.len() > MAX_PARAMS_PER_HANDLER {
+                return Err(format!(
+                    "{} `{}` of workflow type `{}` declares {} parameters; at most \
+                     {MAX_PARAMS_PER_HANDLER} (max_params_per_handler)",
+                    h.kind,
+                    h.name,
+                    self.name,
+                    h.params.len()
+                ));
+            }
+            if let Some(p) = h.params.iter().find(|p| {
+                p.name.is_empty()
+                    || p.name.len() > MAX_NAME_BYTES
+                    || p.name.contains(char::is_control)
+            }) {
+                return Err(format!(
+                    "{} `{}` of workflow type `{}` has parameter `{}`: names are 1-{MAX_NAME_BYTES} \
+                     bytes without control characters (max_name_bytes)",
+                    h.kind,
+                    h.name,
+                    self.name,
+                    shorten(&p.name)
+                ));
+            }
         }
         let starts = self
             .handlers
@@ -194,6 +323,16 @@ impl WorkflowTypeSpec {
         }
         Ok(())
     }
+}
+
+/// At most the first 64 characters of a guest-given name, for messages.
+pub fn shorten(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
+    }
+    .escape_debug()
+    .to_string()
 }
 
 /// What a handler returned (SPEC 2).
@@ -392,6 +531,44 @@ mod opt_ms {
     }
 }
 
+/// Check a workflow id or an event name that comes from outside (`field`
+/// names it in the error, e.g. "workflow id"): 1 to [`MAX_NAME_BYTES`](crate::limits::MAX_NAME_BYTES) bytes of
+/// UTF-8 with no control character (C0 including NUL, DEL, C1) and no
+/// bidirectional formatting character (U+061C, U+200E, U+200F, U+202A to
+/// U+202E, U+2066 to U+2069), so that it prints as what it is in logs,
+/// tables and URLs. Anything else is allowed. `InvalidPayload` otherwise.
+pub fn check_id(field: &str, value: &str) -> Result<(), WorkflowError> {
+    use crate::limits::MAX_NAME_BYTES;
+    let invalid = |why: String| {
+        let shown: String = value.chars().take(64).collect();
+        let more = if shown.len() < value.len() { "..." } else { "" };
+        Err(WorkflowError::new(
+            ErrorKind::InvalidPayload,
+            format!("invalid {field} {shown:?}{more}: {why}"),
+        ))
+    };
+    if value.is_empty() || value.len() > MAX_NAME_BYTES {
+        return invalid(format!(
+            "a {field} is 1 to {MAX_NAME_BYTES} bytes long, not {}",
+            value.len()
+        ));
+    }
+    let bidi = |c: char| {
+        ['\u{061C}', '\u{200E}', '\u{200F}'].contains(&c)
+            || ('\u{202A}'..='\u{202E}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if let Some(c) = value.chars().find(|&c| c.is_control() || bidi(c)) {
+        let what = if c.is_control() {
+            "a control character"
+        } else {
+            "a bidirectional formatting character"
+        };
+        return invalid(format!("it contains {what} (U+{:04X})", u32::from(c)));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,6 +640,95 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidPayload);
         assert_eq!(err.message, "start `order_start`: missing key `amount`");
+    }
+
+    #[test]
+    fn json_deeper_than_the_bound_is_refused_and_everything_accepted_reads_back() {
+        let nested = |depth: usize| "[".repeat(depth) + &"]".repeat(depth);
+        let max = crate::limits::MAX_JSON_DEPTH;
+        let ok = parse_json(&nested(max), "the result").unwrap();
+        assert_eq!(json_value(&ok).unwrap().to_string(), nested(max));
+        let err = parse_json(&nested(max + 1), "the result").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidPayload);
+        assert!(err.message.contains("max_json_depth"), "{}", err.message);
+        // Brackets inside strings (with escaped quotes) do not count.
+        let text = format!(r#"{{"a": "\"{}"}}"#, "[".repeat(500));
+        assert!(parse_json(&text, "x").is_ok());
+        let deep_objects = r#"{"a":"#.repeat(200) + "1" + &"}".repeat(200);
+        assert!(parse_json(&deep_objects, "x").is_err());
+    }
+
+    #[test]
+    fn numbers_that_cannot_be_read_back_are_refused() {
+        for bad in ["1e400", "[-1E+999]", &"9".repeat(400)] {
+            let err = parse_json(bad, "x").unwrap_err();
+            assert!(
+                err.message.contains("out of range"),
+                "{bad}: {}",
+                err.message
+            );
+        }
+        for good in [
+            "1e300",
+            "-0.5",
+            "123456789012345678901234",
+            "1e-400",
+            "[1,2.5e3]",
+        ] {
+            let json = parse_json(good, "x").unwrap();
+            assert!(json_value(&json).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn guest_json_checks_size_before_parsing() {
+        let err = guest_json("\"0123456789\"", "v", 8).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::QuotaExceeded);
+        assert!(err.message.contains("max_value_bytes"));
+        assert!(guest_json("\"01234\"", "v", 8).is_ok());
+        assert_eq!(
+            guest_json("{", "v", 8).unwrap_err().kind,
+            ErrorKind::InvalidPayload
+        );
+    }
+
+    #[test]
+    fn describe_answers_are_bounded() {
+        use crate::limits::{MAX_HANDLERS_PER_TYPE, MAX_NAME_BYTES, MAX_PARAMS_PER_HANDLER};
+        let long = "n".repeat(MAX_NAME_BYTES + 1);
+        let spec = |name: &str, handlers| WorkflowTypeSpec {
+            name: name.into(),
+            handlers,
+        };
+        let err = spec(&long, vec![handler(HandlerKind::Start, "s", &[])])
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("max_name_bytes") && err.len() < 300, "{err}");
+        let err = spec("T", vec![handler(HandlerKind::Start, &long, &[])])
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("max_name_bytes"), "{err}");
+        let err = spec(
+            "T",
+            vec![handler(HandlerKind::Start, "s", &[long.as_str()])],
+        )
+        .validate()
+        .unwrap_err();
+        assert!(err.contains("max_name_bytes"), "{err}");
+        let names: Vec<String> = (0..=MAX_PARAMS_PER_HANDLER)
+            .map(|i| format!("p{i}"))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let err = spec("T", vec![handler(HandlerKind::Start, "s", &names)])
+            .validate()
+            .unwrap_err();
+        assert!(err.contains("max_params_per_handler"), "{err}");
+        let mut handlers = vec![handler(HandlerKind::Start, "s", &[])];
+        handlers.extend(
+            (0..MAX_HANDLERS_PER_TYPE).map(|i| handler(HandlerKind::Step, &format!("s{i}"), &[])),
+        );
+        let err = spec("T", handlers).validate().unwrap_err();
+        assert!(err.contains("max_handlers_per_type"), "{err}");
     }
 
     #[test]

@@ -117,10 +117,24 @@ pub fn plan(
 ) -> Plan {
     let duration_us = u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX);
     let started_ms = now_ms.saturating_sub(duration_us / 1000);
-    let checked = outcome
-        .result
-        .and_then(|directive| next_state(spec, &directive, now_ms).map(|next| (directive, next)));
-    let (directive, next) = match checked {
+    let sent = &outcome.sent;
+    let checked = outcome.result.and_then(|directive| {
+        let next = next_state(spec, &directive, now_ms)?;
+        // What history records; a value that does not read back fails the
+        // activation instead of being recorded as something else.
+        let recorded = serde_json::to_value(&directive).map_err(|e| {
+            WorkflowError::new(
+                ErrorKind::InvalidPayload,
+                format!("the directive cannot be recorded: {e}"),
+            )
+        })?;
+        let payloads = sent
+            .iter()
+            .map(|event| json_value(&event.payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((next, recorded, payloads))
+    });
+    let (next, recorded, payloads) = match checked {
         Ok(checked) => checked,
         Err(error) => {
             return Plan {
@@ -145,7 +159,7 @@ pub fn plan(
         handler: pending.handler.clone(),
         started_ms,
         duration_us,
-        directive: serde_json::to_value(&directive).unwrap_or_default(),
+        directive: recorded,
         keys_changed: outcome.writes.keys().cloned().collect(),
     }];
     let children: Vec<NewRun> = outcome
@@ -185,10 +199,11 @@ pub fn plan(
         Some(parent) => outcome
             .sent
             .into_iter()
-            .map(|event| {
+            .zip(payloads)
+            .map(|(event, payload)| {
                 history.push(HistoryEvent::EventSentToParent {
                     name: event.name.clone(),
-                    payload: json_value(&event.payload),
+                    payload,
                     parent_run_id: parent,
                 });
                 Delivery {

@@ -9,16 +9,34 @@ use std::time::Duration;
 
 use wasmflow_core::activation::{ActivationRequest, RunIdentity, Sandbox, entry_bytes};
 use wasmflow_core::model::{
-    Directive, Json, Pending, RunId, WorkflowTypeSpec, json_value, now_ms, parse_json,
+    Directive, Json, Pending, RunId, WorkflowTypeSpec, check_id, json_value, now_ms, parse_json,
 };
 use wasmflow_core::plan::{Delivery, InboxKind, NewRun};
 use wasmflow_core::{ErrorKind, HandlerKind, RunStatus, WorkflowError};
-use wasmflow_storage::{AlreadyActive, HistoryRecord, LiveVersion, RunRecord, Storage};
+use wasmflow_storage::{
+    AlreadyActive, HistoryRecord, ListPosition, LiveVersion, RunRecord, Storage, StorageError,
+};
 
 use crate::engine::{Engine, EngineConfig, LiveRun};
 use crate::error::{Error, Result};
 use crate::plugins::Plugins;
 use crate::upgrade::UpgradeReport;
+use wasmflow_core::limits::MAX_WORKFLOW_TIMEOUT;
+
+/// A workflow timeout is at least 1 ms and at most [`MAX_WORKFLOW_TIMEOUT`].
+fn check_timeout(timeout: Duration) -> std::result::Result<(), WorkflowError> {
+    if timeout < Duration::from_millis(1) || timeout > MAX_WORKFLOW_TIMEOUT {
+        return Err(WorkflowError::new(
+            ErrorKind::InvalidPayload,
+            format!(
+                "the workflow timeout must be 1 ms to {} ms (ten years), not {} ms",
+                MAX_WORKFLOW_TIMEOUT.as_millis(),
+                timeout.as_millis()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// Options of [`Host::start`].
 #[derive(Debug, Clone, Default)]
@@ -138,12 +156,9 @@ impl Host {
 
         let run_id = RunId::new();
         let workflow_id = options.workflow_id.unwrap_or_else(|| run_id.to_string());
-        if workflow_id.is_empty() || workflow_id.len() > 255 {
-            return Err(WorkflowError::new(
-                ErrorKind::InvalidPayload,
-                "a workflow id must be 1 to 255 bytes long",
-            )
-            .into());
+        check_id("workflow id", &workflow_id)?;
+        if let Some(timeout) = options.timeout {
+            check_timeout(timeout)?;
         }
         let pending = Pending {
             kind: HandlerKind::Start,
@@ -151,6 +166,8 @@ impl Host {
             input: input.clone(),
         };
         let at_ms = now_ms();
+        // In range (checked above): the deadline is a few years ahead at
+        // most, far from overflowing the database's signed integers.
         let deadline_ms = options
             .timeout
             .map(|t| at_ms.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
@@ -373,18 +390,23 @@ impl Host {
         }
     }
 
-    /// Runs, newest first, optionally of one type and status; at most
-    /// `limit`.
+    /// Runs, newest first (by creation time, then run id), optionally of
+    /// one type and status; at most `limit`. `after` continues a listing:
+    /// the `(created_ms, run_id)` of the last run of the previous page
+    /// (`None`: from the newest run). Paging this way visits every run
+    /// once, whatever is started meanwhile.
     pub async fn list(
         &self,
         workflow_type: Option<&str>,
         status: Option<RunStatus>,
+        after: Option<(u64, RunId)>,
         limit: usize,
     ) -> Result<Vec<RunRecord>> {
+        let after = after.map(|(created_ms, run_id)| ListPosition { created_ms, run_id });
         Ok(self
             .engine
             .storage()
-            .list_runs(workflow_type.map(str::to_owned), status, limit)
+            .list_runs(workflow_type.map(str::to_owned), status, after, limit)
             .await?)
     }
 
@@ -456,7 +478,7 @@ impl Host {
             return Err(Error::HostFault(fault));
         }
         match outcome.result {
-            Ok(Directive::Complete(value)) => Ok(json_value(&value)),
+            Ok(Directive::Complete(value)) => Ok(json_value(&value)?),
             Ok(other) => Err(Error::QueryFailed(WorkflowError::new(
                 ErrorKind::InvalidPayload,
                 format!("query `{name}` returned a directive instead of a value: {other:?}"),
@@ -484,10 +506,13 @@ impl Host {
     /// The run's committed store.
     pub async fn store(&self, run_id: RunId) -> Result<HashMap<String, serde_json::Value>> {
         let store = self.engine.storage().store(run_id).await?;
-        Ok(store
+        store
             .into_iter()
-            .map(|(k, v)| (k, json_value(&v)))
-            .collect())
+            .map(|(k, v)| {
+                let value = json_value(&v).map_err(|e| StorageError::Corrupt(e.message))?;
+                Ok((k, value))
+            })
+            .collect()
     }
 
     /// Stop the drivers and wait for them: activations in progress are
@@ -512,6 +537,7 @@ fn check_event(
     event: &str,
     payload: &str,
 ) -> std::result::Result<Json, WorkflowError> {
+    check_id("event name", event)?;
     let handler = spec.handler(HandlerKind::Event, event).ok_or_else(|| {
         WorkflowError::new(
             ErrorKind::UnknownEvent,

@@ -11,7 +11,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use wasmflow_core::RunStatus;
+use wasmflow_core::limits::{MAX_METRIC_TYPES, METRICS_OVERFLOW_LABEL};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TypeLabel {
@@ -41,6 +45,10 @@ pub struct Metrics {
     inbox_depth: Gauge,
     plugin_loads: Counter,
     plugin_rejections: Counter,
+    /// The workflow types labelled so far: at most `max_types`; runs of
+    /// further types count under [`METRICS_OVERFLOW_LABEL`].
+    labelled: Mutex<HashSet<String>>,
+    max_types: usize,
 }
 
 fn seconds_histogram() -> Histogram {
@@ -106,15 +114,43 @@ impl Default for Metrics {
             inbox_depth,
             plugin_loads,
             plugin_rejections,
+            labelled: Mutex::default(),
+            max_types: MAX_METRIC_TYPES,
         }
     }
 }
 
 impl Metrics {
+    /// Metrics that label at most `max_types` workflow types.
+    #[cfg(test)]
+    fn with_max_types(max_types: usize) -> Self {
+        Metrics {
+            max_types,
+            ..Metrics::default()
+        }
+    }
+
+    /// The label of `workflow_type`: itself for the first `max_types`
+    /// types seen, the overflow label after that. Type names come from
+    /// guests; this keeps the number of series bounded.
+    fn type_label(&self, workflow_type: &str) -> String {
+        let Ok(mut labelled) = self.labelled.lock() else {
+            return METRICS_OVERFLOW_LABEL.to_owned();
+        };
+        if labelled.contains(workflow_type) {
+            return workflow_type.to_owned();
+        }
+        if labelled.len() < self.max_types {
+            labelled.insert(workflow_type.to_owned());
+            return workflow_type.to_owned();
+        }
+        METRICS_OVERFLOW_LABEL.to_owned()
+    }
+
     pub fn run_started(&self, workflow_type: &str) {
         self.runs_started
             .get_or_create(&TypeLabel {
-                workflow_type: workflow_type.to_owned(),
+                workflow_type: self.type_label(workflow_type),
             })
             .inc();
     }
@@ -122,7 +158,7 @@ impl Metrics {
     pub fn run_ended(&self, workflow_type: &str, status: RunStatus) {
         self.runs_ended
             .get_or_create(&EndLabel {
-                workflow_type: workflow_type.to_owned(),
+                workflow_type: self.type_label(workflow_type),
                 status: status.as_str().to_owned(),
             })
             .inc();
@@ -131,13 +167,13 @@ impl Metrics {
     pub fn activation(&self, workflow_type: &str, ok: bool, took: Duration) {
         self.activations
             .get_or_create(&ActivationLabel {
-                workflow_type: workflow_type.to_owned(),
+                workflow_type: self.type_label(workflow_type),
                 outcome: if ok { "ok" } else { "failed" }.to_owned(),
             })
             .inc();
         self.activation_seconds
             .get_or_create(&TypeLabel {
-                workflow_type: workflow_type.to_owned(),
+                workflow_type: self.type_label(workflow_type),
             })
             .observe(took.as_secs_f64());
     }
@@ -198,5 +234,36 @@ mod tests {
         );
         assert!(text.contains("wasmflow_inbox_depth 7"), "{text}");
         assert!(text.contains("wasmflow_plugin_loads_total 1"), "{text}");
+    }
+
+    #[test]
+    fn workflow_types_beyond_the_bound_share_one_label() {
+        let m = Metrics::with_max_types(2);
+        for ty in ["A", "B", "C", "D", "A"] {
+            m.run_started(ty);
+            m.activation(ty, true, Duration::from_micros(5));
+        }
+        m.run_ended("E", RunStatus::Failed);
+        let text = m.encode(0);
+        assert!(
+            text.contains(r#"wasmflow_runs_started_total{workflow_type="A"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wasmflow_runs_started_total{workflow_type="B"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wasmflow_runs_started_total{workflow_type="_other"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"wasmflow_runs_ended_total{workflow_type="_other",status="failed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#""C""#) && !text.contains(r#""E""#),
+            "{text}"
+        );
     }
 }

@@ -51,10 +51,11 @@ use bindings::types as wit;
 use state::{ActivationInput, ActivationLimits, ActivationState, Stop};
 use wasmflow_core::activation::{
     ActivationOutcome, ActivationRequest, BoxFuture, CompiledComponent, ComponentVersion,
-    LoadError, LogLevel, LogLine, RunIdentity, Sandbox,
+    LoadError, LogLevel, RunIdentity, Sandbox,
 };
 use wasmflow_core::model::{
-    Directive, HandlerSpec, ParamSpec, RunId, WorkflowTypeSpec, parse_json,
+    Directive, HandlerSpec, ParamSpec, RunId, WorkflowTypeSpec, guest_json, json_value, parse_json,
+    shorten,
 };
 use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
 
@@ -81,6 +82,23 @@ pub struct SandboxConfig {
     pub max_children_per_activation: usize,
     /// Events one activation may send to its parent.
     pub max_events_per_activation: usize,
+    /// Longest store key, in bytes.
+    pub max_key_bytes: usize,
+    /// Store keys one activation may write or delete.
+    pub max_keys_changed_per_activation: usize,
+    /// Longest name a guest gives the host (types, handlers, parameters,
+    /// steps, child workflow ids, event names), in bytes.
+    pub max_name_bytes: usize,
+    /// Longest error message a guest may fail with, in bytes.
+    pub max_message_bytes: usize,
+    /// Largest error details a guest may fail with, as JSON text.
+    pub max_details_bytes: usize,
+    /// Log lines kept per activation; the rest are counted.
+    pub max_log_lines: usize,
+    /// Longest log line kept, in bytes.
+    pub max_log_line_bytes: usize,
+    /// Workflow types one component may declare.
+    pub max_types_per_component: usize,
     /// Deadline of the `describe` call when a component is loaded.
     pub describe_timeout: Duration,
     /// Memory caps, deadlines and epoch time-slicing. Only the benchmark
@@ -104,6 +122,14 @@ impl Default for SandboxConfig {
             log_bytes: d::LOG_BYTES,
             max_children_per_activation: d::MAX_CHILDREN_PER_ACTIVATION,
             max_events_per_activation: d::MAX_EVENTS_PER_ACTIVATION,
+            max_key_bytes: d::MAX_KEY_BYTES,
+            max_keys_changed_per_activation: d::MAX_KEYS_CHANGED_PER_ACTIVATION,
+            max_name_bytes: d::MAX_NAME_BYTES,
+            max_message_bytes: d::MAX_MESSAGE_BYTES,
+            max_details_bytes: d::MAX_DETAILS_BYTES,
+            max_log_lines: d::MAX_LOG_LINES,
+            max_log_line_bytes: d::MAX_LOG_LINE_BYTES,
+            max_types_per_component: d::MAX_TYPES_PER_COMPONENT,
             describe_timeout: d::DESCRIBE_TIMEOUT,
             enforce_limits: true,
             cache_dir: None,
@@ -328,6 +354,22 @@ impl Inner {
                 "`describe` returned no workflow types".to_owned(),
             ));
         }
+        let max = self.config.max_types_per_component;
+        if infos.len() > max {
+            return Err(LoadError(format!(
+                "`describe` is invalid: it declares {} workflow types; a component may declare \
+                 at most {max} (max_types_per_component)",
+                infos.len()
+            )));
+        }
+        let bytes = describe_bytes(&infos);
+        let max = wasmflow_core::limits::MAX_DESCRIBE_BYTES;
+        if bytes > max {
+            return Err(LoadError(format!(
+                "`describe` is invalid: its answer names {bytes} bytes of types, handlers and \
+                 parameters; at most {max} (max_describe_bytes)"
+            )));
+        }
         let mut types: Vec<Arc<WorkflowTypeSpec>> = Vec::with_capacity(infos.len());
         for info in infos {
             let spec = type_spec(info);
@@ -336,7 +378,7 @@ impl Inner {
             if types.iter().any(|t| t.name == spec.name) {
                 return Err(LoadError(format!(
                     "`describe` is invalid: workflow type `{}` is declared twice",
-                    spec.name
+                    shorten(&spec.name)
                 )));
             }
             types.push(Arc::new(spec));
@@ -357,6 +399,12 @@ impl Inner {
             log_bytes: self.config.log_bytes,
             max_children: self.config.max_children_per_activation,
             max_events_sent: self.config.max_events_per_activation,
+            max_key_bytes: self.config.max_key_bytes,
+            max_keys_changed: self.config.max_keys_changed_per_activation,
+            max_name_bytes: self.config.max_name_bytes,
+            max_message_bytes: self.config.max_message_bytes,
+            max_log_lines: self.config.max_log_lines,
+            max_log_line_bytes: self.config.max_log_line_bytes,
         };
         let state = ActivationState::new(limits, deadline, input);
         let mut store = Store::new(&self.engine, state);
@@ -430,30 +478,29 @@ impl Inner {
         // A rule the guest broke wins over whatever it returned afterwards.
         let result = match (call, store.data().violation.clone()) {
             (Ok(_), Some(violation)) => Err(violation),
-            (Ok(Ok(directive)), None) => directive_from_wit(directive, self.config.max_value_bytes),
-            (Ok(Err(error)), None) => Err(error_from_wit(error)),
+            (Ok(Ok(directive)), None) => directive_from_wit(directive, &self.config),
+            (Ok(Err(error)), None) => {
+                Err(error_from_wit(error, &self.config).unwrap_or_else(|quota| quota))
+            }
             (Err(e), _) => Err(classify_trap(&e, store.data())),
         };
-        let state = store.into_data();
-        let mut logs = state.logs;
+        let mut state = store.into_data();
         for (output, level, name) in [
-            (&state.stdout, LogLevel::Info, "stdout"),
-            (&state.stderr, LogLevel::Warn, "stderr"),
+            (state.stdout.clone(), LogLevel::Info, "stdout"),
+            (state.stderr.clone(), LogLevel::Warn, "stderr"),
         ] {
             let (bytes, dropped) = output.take();
             for line in String::from_utf8_lossy(&bytes).lines() {
-                logs.push(LogLine {
-                    level,
-                    message: line.to_owned(),
-                });
+                state.push_log(level, line);
             }
             if dropped > 0 {
-                logs.push(LogLine {
-                    level: LogLevel::Warn,
-                    message: format!("[{dropped} more bytes of {name} dropped]"),
-                });
+                state.push_log(
+                    LogLevel::Warn,
+                    &format!("[{dropped} more bytes of {name} dropped]"),
+                );
             }
         }
+        let logs = state.finish_logs();
         ActivationOutcome {
             result,
             writes: state.writes,
@@ -520,41 +567,96 @@ fn classify_trap(error: &wasmtime::Error, state: &ActivationState) -> WorkflowEr
     }
 }
 
+/// A name the guest returned, within `max_name_bytes`.
+fn check_name(name: &str, config: &SandboxConfig) -> Result<(), WorkflowError> {
+    let max = config.max_name_bytes;
+    if name.len() > max {
+        return Err(WorkflowError::quota(
+            "max_name_bytes",
+            name.len() as u64,
+            max as u64,
+        ));
+    }
+    Ok(())
+}
+
+/// The directive a handler returned, with every name, value and error in it
+/// within its bound.
 fn directive_from_wit(
     d: wit::Directive,
-    max_value_bytes: usize,
+    config: &SandboxConfig,
 ) -> Result<Directive, WorkflowError> {
     Ok(match d {
-        wit::Directive::Step(name) => Directive::Step(name),
-        wit::Directive::Wait(spec) => Directive::Wait {
-            timeout: spec.timeout_ms.map(Duration::from_millis),
-            on_timeout: spec.on_timeout,
-        },
-        wit::Directive::Complete(json) => {
-            if json.len() > max_value_bytes {
-                return Err(WorkflowError::quota(
-                    "max_value_bytes",
-                    json.len() as u64,
-                    max_value_bytes as u64,
-                ));
-            }
-            Directive::Complete(parse_json(&json, "the workflow result")?)
+        wit::Directive::Step(name) => {
+            check_name(&name, config)?;
+            Directive::Step(name)
         }
-        wit::Directive::Fail(error) => Directive::Fail(error_from_wit(error)),
+        wit::Directive::Wait(spec) => {
+            if let Some(step) = &spec.on_timeout {
+                check_name(step, config)?;
+            }
+            Directive::Wait {
+                timeout: spec.timeout_ms.map(Duration::from_millis),
+                on_timeout: spec.on_timeout,
+            }
+        }
+        wit::Directive::Complete(json) => Directive::Complete(guest_json(
+            &json,
+            "the handler's result",
+            config.max_value_bytes,
+        )?),
+        wit::Directive::Fail(error) => Directive::Fail(error_from_wit(error, config)?),
     })
 }
 
-fn error_from_wit(e: wit::Error) -> WorkflowError {
+/// The error a guest failed with, or the quota it broke doing so.
+fn error_from_wit(e: wit::Error, config: &SandboxConfig) -> Result<WorkflowError, WorkflowError> {
     let kind = error_kind_from_wit(e.kind);
-    // Guest-provided details that are not valid JSON are kept as a string.
-    let details = e
-        .details
-        .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d)));
-    WorkflowError {
+    let max = config.max_message_bytes;
+    if e.message.len() > max {
+        return Err(WorkflowError::quota(
+            "max_message_bytes",
+            e.message.len() as u64,
+            max as u64,
+        ));
+    }
+    let max = config.max_details_bytes;
+    if let Some(d) = &e.details
+        && d.len() > max
+    {
+        return Err(WorkflowError::quota(
+            "max_details_bytes",
+            d.len() as u64,
+            max as u64,
+        ));
+    }
+    // Details that are not valid (or too deeply nested) JSON are kept as a
+    // string.
+    let details = e.details.map(|d| {
+        match parse_json(&d, "the error details").and_then(|json| json_value(&json)) {
+            Ok(value) => value,
+            Err(_) => serde_json::Value::String(d),
+        }
+    });
+    Ok(WorkflowError {
         kind,
         message: e.message,
         details,
-    }
+    })
+}
+
+/// The bytes of names in a `describe` answer.
+fn describe_bytes(infos: &[wit::WorkflowTypeInfo]) -> usize {
+    infos
+        .iter()
+        .map(|t| {
+            t.name.len()
+                + t.handlers
+                    .iter()
+                    .map(|h| h.name.len() + h.params.iter().map(|p| p.name.len()).sum::<usize>())
+                    .sum::<usize>()
+        })
+        .sum()
 }
 
 fn type_spec(info: wit::WorkflowTypeInfo) -> WorkflowTypeSpec {
@@ -659,6 +761,24 @@ impl Drop for EpochTicker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_describe_answer_counts_every_name() {
+        let param = |name: &str| wit::Param {
+            name: name.into(),
+            optional: false,
+        };
+        let infos = vec![wit::WorkflowTypeInfo {
+            name: "Order".into(),
+            handlers: vec![wit::HandlerInfo {
+                name: "start".into(),
+                kind: wit::HandlerKind::Start,
+                params: vec![param("id"), param("amount")],
+                timeout_ms: None,
+            }],
+        }];
+        assert_eq!(describe_bytes(&infos), 5 + 5 + 2 + 6);
+    }
 
     #[test]
     fn every_error_kind_in_the_wit_world_round_trips() {

@@ -20,7 +20,7 @@ use wasmflow_core::activation::{
     ChildRequest, ChildResolution, HostFault, HostServices, LogLevel, LogLine, RunIdentity,
     ServiceError, StoreMap, entry_bytes,
 };
-use wasmflow_core::model::{ChildStart, Json, RunId, SentEvent, WorkflowTypeSpec};
+use wasmflow_core::model::{ChildStart, Json, RunId, SentEvent, WorkflowTypeSpec, shorten};
 use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
 
 /// What an activation's state starts from. `spec` and `services` are absent
@@ -48,6 +48,12 @@ pub struct ActivationLimits {
     pub log_bytes: usize,
     pub max_children: usize,
     pub max_events_sent: usize,
+    pub max_key_bytes: usize,
+    pub max_keys_changed: usize,
+    pub max_name_bytes: usize,
+    pub max_message_bytes: usize,
+    pub max_log_lines: usize,
+    pub max_log_line_bytes: usize,
 }
 
 /// Why the host stopped the guest; attached to the wasmtime error so the
@@ -85,6 +91,9 @@ pub struct ActivationState {
     pub(super) sent: Vec<SentEvent>,
     pub(super) logs: Vec<LogLine>,
     log_bytes: usize,
+    /// Log lines and bytes over the bounds: counted, not kept.
+    dropped_lines: usize,
+    dropped_bytes: usize,
     pub(super) panic: Option<String>,
     /// Set when the guest broke a rule; the activation fails with it whatever
     /// the handler returns afterwards.
@@ -140,6 +149,8 @@ impl ActivationState {
             sent: Vec::new(),
             logs: Vec::new(),
             log_bytes: 0,
+            dropped_lines: 0,
+            dropped_bytes: 0,
             panic: None,
             violation: None,
             memory_exceeded: false,
@@ -160,21 +171,85 @@ impl ActivationState {
         &self.run
     }
 
-    fn push_log(&mut self, level: LogLevel, mut message: String) {
-        let room = self.limits.log_bytes.saturating_sub(self.log_bytes);
-        if room == 0 {
+    /// Keep a log line within the bounds: at most `max_log_lines` lines of
+    /// at most `max_log_line_bytes` each and `log_bytes` in all per
+    /// activation; the rest is counted (see [`Self::finish_logs`]).
+    pub(super) fn push_log(&mut self, level: LogLevel, message: &str) {
+        let room = self
+            .limits
+            .log_bytes
+            .saturating_sub(self.log_bytes)
+            .min(self.limits.max_log_line_bytes);
+        if self.logs.len() >= self.limits.max_log_lines || room == 0 {
+            self.dropped_lines += 1;
+            self.dropped_bytes += message.len();
             return;
         }
-        if message.len() > room {
-            let mut cut = room;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" [log truncated]");
+        let kept = cut_at(message, room);
+        let mut line = kept.to_owned();
+        if kept.len() < message.len() {
+            self.dropped_bytes += message.len() - kept.len();
+            line.push_str(" [line truncated]");
         }
-        self.log_bytes += message.len();
-        self.logs.push(LogLine { level, message });
+        self.log_bytes += kept.len();
+        self.logs.push(LogLine {
+            level,
+            message: line,
+        });
+    }
+
+    /// The log lines kept, with one line summarising what was dropped.
+    pub(super) fn finish_logs(&mut self) -> Vec<LogLine> {
+        let mut logs = std::mem::take(&mut self.logs);
+        if self.dropped_lines > 0 || self.dropped_bytes > 0 {
+            logs.push(LogLine {
+                level: LogLevel::Warn,
+                message: format!(
+                    "[{} more log lines and {} more bytes dropped: at most {} lines and {} bytes \
+                     per activation (max_log_lines, log_bytes)]",
+                    self.dropped_lines,
+                    self.dropped_bytes,
+                    self.limits.max_log_lines,
+                    self.limits.log_bytes
+                ),
+            });
+        }
+        logs
+    }
+
+    /// Fail the activation if `name` is longer than `max_name_bytes`.
+    fn check_name(&mut self, name: &str) -> WasmResult<()> {
+        let max = self.limits.max_name_bytes;
+        if name.len() > max {
+            return Err(self.stop(WorkflowError::quota(
+                "max_name_bytes",
+                name.len() as u64,
+                max as u64,
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fail the activation if `key` is too long, or if writing it would
+    /// change more keys than one activation may.
+    fn check_key(&mut self, key: &str) -> WasmResult<()> {
+        let max = self.limits.max_key_bytes;
+        if key.len() > max {
+            return Err(self.stop(WorkflowError::quota(
+                "max_key_bytes",
+                key.len() as u64,
+                max as u64,
+            )));
+        }
+        let max = self.limits.max_keys_changed;
+        if self.writes.len() >= max && !self.writes.contains_key(key) {
+            return Err(self.stop(WorkflowError::quota(
+                "max_keys_changed_per_activation",
+                max as u64 + 1,
+                max as u64,
+            )));
+        }
+        Ok(())
     }
 
     /// Stop a query that tried to change something.
@@ -261,7 +336,9 @@ impl ActivationState {
         &mut self,
         child: wit::ChildStart,
     ) -> Result<wit::ChildHandle, ServiceError> {
-        let what = format!("the input of child `{}`", child.workflow_id);
+        // The same charset rule as the door's (a catchable error here).
+        wasmflow_core::model::check_id("workflow id", &child.workflow_id)?;
+        let what = format!("the input of child `{}`", shorten(&child.workflow_id));
         let input_json = wasmflow_core::model::parse_json(&child.input, &what)?;
         let input: serde_json::Value = serde_json::from_str(input_json.get())
             .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
@@ -359,6 +436,18 @@ impl ActivationState {
     }
 }
 
+/// The longest prefix of `text` of at most `max` bytes.
+pub(super) fn cut_at(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
 fn to_wit(e: WorkflowError) -> wit::Error {
     wit::Error {
         kind: crate::error_kind_to_wit(e.kind),
@@ -388,6 +477,7 @@ impl host::Host for ActivationState {
 
     fn store_put(&mut self, key: String, value: String) -> WasmResult<Result<(), wit::Error>> {
         self.refuse_in_query("write the store")?;
+        self.check_key(&key)?;
         let max = self.limits.max_value_bytes;
         if value.len() > max {
             return Err(self.stop(WorkflowError::quota(
@@ -396,11 +486,11 @@ impl host::Host for ActivationState {
                 max as u64,
             )));
         }
-        let json =
-            match wasmflow_core::model::parse_json(&value, &format!("store value for `{key}`")) {
-                Ok(json) => json,
-                Err(e) => return Ok(Err(wit_error(WitKind::InvalidPayload, e.message))),
-            };
+        let what = format!("store value for `{}`", shorten(&key));
+        let json = match wasmflow_core::model::parse_json(&value, &what) {
+            Ok(json) => json,
+            Err(e) => return Ok(Err(wit_error(WitKind::InvalidPayload, e.message))),
+        };
         let size = self.store_bytes - self.current_size(&key) + entry_bytes(&key, &json);
         if size > self.limits.max_store_bytes {
             return Err(self.stop(WorkflowError::quota(
@@ -416,6 +506,7 @@ impl host::Host for ActivationState {
 
     fn store_delete(&mut self, key: String) -> WasmResult<()> {
         self.refuse_in_query("write the store")?;
+        self.check_key(&key)?;
         self.store_bytes -= self.current_size(&key);
         self.writes.insert(key, None);
         Ok(())
@@ -432,6 +523,18 @@ impl host::Host for ActivationState {
                 "max_children_per_activation",
                 max + 1,
                 max,
+            )));
+        }
+        self.check_name(&child.workflow_id)?;
+        self.check_name(&child.workflow_type)?;
+        if let Some(step) = &child.on_completed {
+            self.check_name(step)?;
+        }
+        if child.input.len() > self.limits.max_value_bytes {
+            return Err(self.stop(WorkflowError::quota(
+                "max_value_bytes",
+                child.input.len() as u64,
+                self.limits.max_value_bytes as u64,
             )));
         }
         let result = self.start_child_checked(child).await;
@@ -452,6 +555,7 @@ impl host::Host for ActivationState {
                 max,
             )));
         }
+        self.check_name(&event)?;
         if payload.len() > self.limits.max_value_bytes {
             return Err(self.stop(WorkflowError::quota(
                 "max_value_bytes",
@@ -491,7 +595,10 @@ impl host::Host for ActivationState {
     ) -> WasmResult<Result<(), wit::Error>> {
         Ok(Err(wit_error(
             WitKind::NotSupported,
-            format!("recording tasks is not supported yet (task `{name}`)"),
+            format!(
+                "recording tasks is not supported yet (task `{}`)",
+                shorten(&name)
+            ),
         )))
     }
 
@@ -503,20 +610,12 @@ impl host::Host for ActivationState {
             wit::LogLevel::Warn => LogLevel::Warn,
             wit::LogLevel::Error => LogLevel::Error,
         };
-        self.push_log(level, message);
+        self.push_log(level, &message);
         Ok(())
     }
 
     fn report_panic(&mut self, message: String) -> WasmResult<()> {
-        let mut message = message;
-        if message.len() > 4096 {
-            let mut cut = 4096;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-        }
-        self.panic = Some(message);
+        self.panic = Some(cut_at(&message, self.limits.max_message_bytes).to_owned());
         Ok(())
     }
 
@@ -535,5 +634,104 @@ impl host::Host for ActivationState {
             handler: self.handler.clone(),
             sequence: self.sequence,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(max_log_lines: usize, log_bytes: usize) -> ActivationState {
+        let limits = ActivationLimits {
+            memory_bytes: 1 << 20,
+            max_value_bytes: 1 << 10,
+            max_store_bytes: 1 << 10,
+            log_bytes,
+            max_children: 1,
+            max_events_sent: 1,
+            max_key_bytes: 8,
+            max_keys_changed: 2,
+            max_name_bytes: 8,
+            max_message_bytes: 8,
+            max_log_lines,
+            max_log_line_bytes: 10,
+        };
+        let input = ActivationInput {
+            run: Arc::new(RunIdentity {
+                workflow_type: "T".into(),
+                workflow_id: "t".into(),
+                run_id: RunId::new(),
+                version: "v".into(),
+                parent: None,
+            }),
+            spec: None,
+            services: None,
+            handler: "start".into(),
+            sequence: 0,
+            committed: Arc::default(),
+            committed_bytes: 0,
+            read_only: false,
+        };
+        ActivationState::new(limits, Instant::now(), input)
+    }
+
+    #[test]
+    fn log_lines_are_bounded_by_count_and_bytes_and_the_rest_summarised() {
+        let mut s = state(3, 1 << 10);
+        for _ in 0..1_000_000 {
+            s.push_log(LogLevel::Info, "");
+        }
+        let logs = s.finish_logs();
+        assert_eq!(logs.len(), 4);
+        assert!(
+            logs[3].message.contains("999997 more log lines"),
+            "{}",
+            logs[3].message
+        );
+
+        let mut s = state(100, 15);
+        s.push_log(LogLevel::Info, "0123456789abcdef");
+        s.push_log(LogLevel::Info, "0123456789");
+        s.push_log(LogLevel::Info, "x");
+        let logs = s.finish_logs();
+        assert_eq!(logs[0].message, "0123456789 [line truncated]");
+        assert_eq!(logs[1].message, "01234 [line truncated]");
+        assert!(
+            logs[2]
+                .message
+                .contains("1 more log lines and 12 more bytes"),
+            "{}",
+            logs[2].message
+        );
+        assert_eq!(logs.len(), 3);
+    }
+
+    #[test]
+    fn nothing_is_summarised_when_nothing_was_dropped() {
+        let mut s = state(3, 1 << 10);
+        s.push_log(LogLevel::Warn, "fine");
+        assert_eq!(s.finish_logs().len(), 1);
+    }
+
+    #[test]
+    fn long_keys_and_too_many_changed_keys_stop_the_guest() {
+        let mut s = state(3, 1 << 10);
+        assert!(s.check_key("123456789").is_err());
+        assert!(
+            s.violation
+                .as_ref()
+                .unwrap()
+                .message
+                .contains("max_key_bytes")
+        );
+        let mut s = state(3, 1 << 10);
+        for key in ["a", "b"] {
+            s.check_key(key).unwrap();
+            s.writes.insert(key.into(), None);
+        }
+        s.check_key("a").unwrap();
+        assert!(s.check_key("c").is_err());
+        let v = s.violation.unwrap();
+        assert!(v.message.contains("max_keys_changed_per_activation"), "{v}");
     }
 }

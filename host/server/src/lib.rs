@@ -13,18 +13,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use wasmflow_api as api;
 use wasmflow_host::{
     Error, ErrorKind, HandlerSpec, HistoryRecord, Host, LiveVersion, Plugins, RunId, RunRecord,
-    RunStatus, RunTree, StartOptions, UpgradeReport, WorkflowError, json_value,
+    RunStatus, RunTree, StartOptions, StorageError, UpgradeReport, WorkflowError, json_value,
 };
 
 /// Every route, as `(method, path)`; `openapi.json` documents exactly these.
@@ -49,8 +55,127 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// The longest a result request may wait.
-const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The longest a result request may wait (`wait_ms`).
+const MAX_WAIT: Duration = Duration::from_millis(api::MAX_WAIT_MS);
+
+/// The longest workflow timeout a start may ask for (`timeout_ms`): ten
+/// years, the host's own bound.
+pub const MAX_TIMEOUT_MS: u64 = wasmflow_host::defaults::MAX_WORKFLOW_TIMEOUT.as_millis() as u64;
+
+/// The longest request target (path and query) the API reads, in bytes;
+/// longer is a 414.
+pub const MAX_URI_BYTES: usize = 8 << 10;
+
+/// The settings of the HTTP server (`wasmflow serve`'s flags), with their
+/// defaults. [`ServerConfig::check`] refuses a value out of range, naming
+/// the setting; [`serve_with`] checks before it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// The bearer token every route requires (none: no token).
+    pub token: Option<String>,
+    /// How long a client has to send a request's head (the request line
+    /// and headers), counted from when the server starts reading it, on a
+    /// new or a kept-alive connection; then the connection is closed.
+    pub header_timeout: Duration,
+    /// How long a client has to send a request's whole body, counted once
+    /// its head is read; then it gets a 408 and the connection is closed.
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait to be accepted until one
+    /// closes.
+    pub max_connections: usize,
+    /// The largest request body, in bytes; larger is a 413.
+    pub max_request_bytes: usize,
+}
+
+impl ServerConfig {
+    /// Default of [`ServerConfig::header_timeout`].
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default of [`ServerConfig::body_timeout`].
+    pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default of [`ServerConfig::max_connections`].
+    pub const MAX_CONNECTIONS: usize = 256;
+    /// Default of [`ServerConfig::max_request_bytes`].
+    pub const MAX_REQUEST_BYTES: usize = 2 << 20;
+
+    /// Every setting at its default, no token.
+    pub fn new() -> Self {
+        ServerConfig {
+            token: None,
+            header_timeout: Self::HEADER_TIMEOUT,
+            body_timeout: Self::BODY_TIMEOUT,
+            max_connections: Self::MAX_CONNECTIONS,
+            max_request_bytes: Self::MAX_REQUEST_BYTES,
+        }
+    }
+
+    /// Refuse a setting out of range: an empty token (or one with
+    /// whitespace or control characters, which no header can carry), a
+    /// timeout of zero or over an hour, no connections or more than a
+    /// million, a request body limit under 1 KiB or over 1 GiB.
+    pub fn check(&self) -> Result<(), ServeError> {
+        let invalid = |setting: &'static str, reason: String| {
+            Err(ServeError::InvalidSetting { setting, reason })
+        };
+        if let Some(token) = &self.token {
+            if token.is_empty() {
+                return invalid(
+                    "token",
+                    "it is empty; set a secret, or no token at all to serve on loopback without one"
+                        .into(),
+                );
+            }
+            if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return invalid(
+                    "token",
+                    "it contains whitespace or a control character".into(),
+                );
+            }
+        }
+        let hour = Duration::from_secs(3600);
+        for (setting, value) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+        ] {
+            if value < Duration::from_millis(1) || value > hour {
+                return invalid(setting, format!("{value:?} is not between 1 ms and 1 hour"));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return invalid(
+                "max_connections",
+                format!("{} is not between 1 and 1000000", self.max_connections),
+            );
+        }
+        if !(1 << 10..=1 << 30).contains(&self.max_request_bytes) {
+            return invalid(
+                "max_request_bytes",
+                format!(
+                    "{} is not between 1024 (1 KiB) and 1073741824 (1 GiB)",
+                    self.max_request_bytes
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why the server could not serve.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A setting is out of range; nothing was served.
+    #[error("invalid setting `{setting}`: {reason}")]
+    InvalidSetting {
+        setting: &'static str,
+        reason: String,
+    },
+}
 
 #[derive(Clone)]
 struct Api {
@@ -59,14 +184,28 @@ struct Api {
     stopping: CancellationToken,
 }
 
-/// The API's router over `host`. With a `token`, every route requires
-/// `Authorization: Bearer <token>`. Long polls end when `stopping` is
-/// cancelled.
-pub fn router(host: Arc<Host>, token: Option<String>, stopping: CancellationToken) -> Router {
+/// The limits the middleware applies to every request.
+#[derive(Clone, Copy)]
+struct Limits {
+    body_timeout: Duration,
+    max_request_bytes: usize,
+}
+
+/// The API's router over `host`, with `config`'s token and request limits
+/// (not checked: see [`ServerConfig::check`]). With a token, every route
+/// requires `Authorization: Bearer <token>`. Long polls end when
+/// `stopping` is cancelled. Every error answer, the router's own (unknown
+/// route, wrong method, malformed query string, ...) included, is
+/// `{"kind", "message"}`.
+pub fn router(host: Arc<Host>, config: &ServerConfig, stopping: CancellationToken) -> Router {
     let api = Api {
         host,
-        token: token.map(Arc::from),
+        token: config.token.as_deref().map(Arc::from),
         stopping,
+    };
+    let limits = Limits {
+        body_timeout: config.body_timeout,
+        max_request_bytes: config.max_request_bytes,
     };
     Router::new()
         .route("/v1/workflows", post(start).get(list))
@@ -84,22 +223,98 @@ pub fn router(host: Arc<Host>, token: Option<String>, stopping: CancellationToke
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .fallback(not_found)
+        // The body is read (bounded in size and time) by `read_body`.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(limits, read_body))
         .layer(middleware::from_fn_with_state(api.clone(), authorize))
+        .layer(middleware::from_fn(edge))
         .with_state(api)
 }
 
-/// Serve the API over `host` on `listener` until `stopping` is cancelled
-/// (long polls end then too), then finish the requests in flight.
+/// Serve the API over `host` on `listener` with the default settings and
+/// `token`, until `stopping` is cancelled; see [`serve_with`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     host: Arc<Host>,
     token: Option<String>,
     stopping: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = router(host, token, stopping.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stopping.cancelled().await })
+    let config = ServerConfig {
+        token,
+        ..ServerConfig::new()
+    };
+    serve_with(listener, host, config, stopping)
         .await
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+}
+
+/// Serve the API over `host` on `listener` with `config` (checked first)
+/// until `stopping` is cancelled (long polls end then too), then finish
+/// the requests in flight.
+///
+/// HTTP/1.1 with hyper: a connection must send each request head within
+/// `header_timeout` (an idle kept-alive connection is closed after it too);
+/// at most `max_connections` are served at once, the others wait in the
+/// listen backlog until one closes.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    host: Arc<Host>,
+    config: ServerConfig,
+    stopping: CancellationToken,
+) -> Result<(), ServeError> {
+    config.check()?;
+    let app = router(host, &config, stopping.clone());
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout);
+    loop {
+        // A slot first: beyond the limit, connections are not accepted.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = stopping.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = stopping.cancelled() => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// A connection reset before it was accepted is the client's business;
+/// anything else (out of file descriptors, say) is logged, and accepting
+/// pauses for a second so the host does not spin on it.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind as K;
+    if matches!(
+        e.kind(),
+        K::ConnectionRefused | K::ConnectionAborted | K::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept a connection");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// An error response: `{"kind", "message"}` and its status.
@@ -192,9 +407,10 @@ async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Resp
         let presented = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(token.as_ref()) {
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        // Constant time: how much of a guess matches does not show.
+        let valid = presented.is_some_and(|p| bool::from(p.ct_eq(token.as_bytes())));
+        if !valid {
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
@@ -208,6 +424,153 @@ async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Resp
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "NotFound", "no such route")
+}
+
+/// The edge of every request: a request target over [`MAX_URI_BYTES`] is
+/// a 414; an error answer that is not the API's JSON yet (the router's
+/// own: wrong method, malformed query string or path, ...) becomes
+/// `{"kind", "message"}` with its status.
+async fn edge(request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if target > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "UriTooLong",
+            format!("the request target is {target} bytes long; at most {MAX_URI_BYTES} are read"),
+        )
+        .into_response();
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if response.status().is_success() || response.status().is_informational() {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || response.status().is_redirection() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 64 << 10).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let status = parts.status;
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        // (The router adds its `Allow` header after this layer.)
+        let allowed: Vec<&str> = ROUTES
+            .iter()
+            .filter(|(_, route)| route_matches(route, &path))
+            .map(|(m, _)| *m)
+            .collect();
+        format!(
+            "{method} is not allowed on {path}; allowed: {}",
+            allowed.join(", ")
+        )
+    } else if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let error = ApiError::new(status, kind_of(status), message).into_response();
+    let (error_parts, error_body) = error.into_parts();
+    // Keep the router's headers (`Allow`, say), with the JSON's type and
+    // length.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(error_parts.headers);
+    Response::from_parts(parts, error_body)
+}
+
+/// Whether `path` is an instance of the route pattern `route` (`{id}`
+/// matches one segment).
+fn route_matches(route: &str, path: &str) -> bool {
+    let (mut r, mut p) = (route.split('/'), path.split('/'));
+    loop {
+        match (r.next(), p.next()) {
+            (None, None) => return true,
+            (Some(r), Some(p)) if r == p || (r.starts_with('{') && !p.is_empty()) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The error kind of a status the router answers by itself.
+fn kind_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "InvalidPayload",
+        StatusCode::UNAUTHORIZED => "Unauthorized",
+        StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+        StatusCode::REQUEST_TIMEOUT => "RequestTimeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "PayloadTooLarge",
+        StatusCode::URI_TOO_LONG => "UriTooLong",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UnsupportedMediaType",
+        StatusCode::SERVICE_UNAVAILABLE => "ShuttingDown",
+        _ => "Internal",
+    }
+}
+
+/// Read the whole request body before the handler runs: at most
+/// `max_request_bytes` (413; a declared `Content-Length` over it is refused
+/// before reading) within `body_timeout` of the head (408). Both close the
+/// connection: what is left of the body is not read.
+async fn read_body(State(limits): State<Limits>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let too_large = || {
+        closing(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!(
+                "the request body is larger than {} bytes (`max_request_bytes`)",
+                limits.max_request_bytes
+            ),
+        ))
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_request_bytes as u64) {
+        return too_large();
+    }
+    let reading = Limited::new(body, limits.max_request_bytes).collect();
+    let bytes = match tokio::time::timeout(limits.body_timeout, reading).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+        Ok(Err(e)) => {
+            return closing(ApiError::bad_input(format!(
+                "the request body could not be read: {e}"
+            )));
+        }
+        Err(_) => {
+            return closing(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                format!(
+                    "the request body did not arrive within {} ms (`body_timeout`)",
+                    limits.body_timeout.as_millis()
+                ),
+            ));
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// An error answer after which the connection closes.
+fn closing(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Parse a JSON body (empty: `{}`), naming what is wrong.
@@ -225,22 +588,37 @@ fn run_id(text: Option<&str>) -> ApiResult<Option<RunId>> {
 }
 
 /// A run as the API shows it.
-pub fn run_view(run: &RunRecord) -> api::RunView {
-    api::RunView {
+pub fn run_view(run: &RunRecord) -> Result<api::RunView, Error> {
+    Ok(api::RunView {
         workflow_id: run.workflow_id.clone(),
         run_id: run.run_id.to_string(),
         workflow_type: run.workflow_type.clone(),
         status: run.status,
         version: run.version.clone(),
         parent: run.parent_run_id.map(|p| p.to_string()),
-        result: run.result.as_ref().map(json_value),
+        result: result_value(run)?,
         error: run.error.as_ref().map(error_view),
         timer_due_ms: run.timer.as_ref().map(|t| t.due_ms),
         deadline_ms: run.deadline_ms,
         cancel_requested: run.cancel_requested.clone(),
         created_ms: run.created_ms,
         updated_ms: run.updated_ms,
-    }
+    })
+}
+
+/// A run's result as a value; a stored result that does not read back is
+/// corrupt data, reported as such.
+fn result_value(run: &RunRecord) -> Result<Option<serde_json::Value>, Error> {
+    run.result
+        .as_ref()
+        .map(json_value)
+        .transpose()
+        .map_err(|e| {
+            Error::Storage(StorageError::Corrupt(format!(
+                "the result of run `{}`: {}",
+                run.run_id, e.message
+            )))
+        })
 }
 
 /// Why a run ended without a result.
@@ -253,22 +631,26 @@ pub fn error_view(error: &WorkflowError) -> api::RunError {
 }
 
 /// A run and its children, recursively.
-pub fn tree_view(tree: &RunTree) -> api::TreeView {
-    api::TreeView {
-        run: run_view(&tree.run),
-        children: tree.children.iter().map(tree_view).collect(),
-    }
+pub fn tree_view(tree: &RunTree) -> Result<api::TreeView, Error> {
+    Ok(api::TreeView {
+        run: run_view(&tree.run)?,
+        children: tree
+            .children
+            .iter()
+            .map(tree_view)
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// The result view of a run.
-pub fn result_view(run: &RunRecord) -> api::ResultView {
-    api::ResultView {
+pub fn result_view(run: &RunRecord) -> Result<api::ResultView, Error> {
+    Ok(api::ResultView {
         workflow_id: run.workflow_id.clone(),
         run_id: run.run_id.to_string(),
         status: run.status,
-        result: run.result.as_ref().map(json_value),
+        result: result_value(run)?,
         error: run.error.as_ref().map(error_view),
-    }
+    })
 }
 
 /// One history entry: the event's `type` tag and fields as the host
@@ -298,6 +680,11 @@ async fn start(State(api): State<Api>, bytes: Bytes) -> ApiResult {
         options = options.workflow_id(id);
     }
     if let Some(ms) = req.timeout_ms {
+        if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+            return Err(ApiError::bad_input(format!(
+                "`timeout_ms` must be 1 to {MAX_TIMEOUT_MS} (ten years), not {ms}"
+            )));
+        }
         options = options.timeout(Duration::from_millis(ms));
     }
     match req.on_conflict.unwrap_or_default() {
@@ -331,15 +718,47 @@ async fn list(State(api): State<Api>, Query(q): Query<api::ListQuery>) -> ApiRes
                 .map_err(|e| ApiError::bad_input(e.to_string()))
         })
         .transpose()?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let runs = api
+    let limit = q.limit.unwrap_or(api::DEFAULT_LIST_LIMIT);
+    if !(1..=api::MAX_LIST_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_input(format!(
+            "`limit` must be 1 to {}, not {limit}",
+            api::MAX_LIST_LIMIT
+        )));
+    }
+    let after = q.cursor.as_deref().map(parse_cursor).transpose()?;
+    // One more than asked: whether there is a next page.
+    let mut runs = api
         .host
-        .list(q.workflow_type.as_deref(), status, limit)
+        .list(q.workflow_type.as_deref(), status, after, limit + 1)
         .await?;
+    let next = if runs.len() > limit {
+        runs.truncate(limit);
+        runs.last().map(cursor)
+    } else {
+        None
+    };
     let runs = api::RunList {
-        runs: runs.iter().map(run_view).collect(),
+        runs: runs.iter().map(run_view).collect::<Result<_, _>>()?,
+        next,
     };
     Ok(axum::Json(runs).into_response())
+}
+
+/// The cursor of the page after `run`: its creation time and run id.
+fn cursor(run: &RunRecord) -> String {
+    format!("{}.{}", run.created_ms, run.run_id)
+}
+
+fn parse_cursor(text: &str) -> ApiResult<(u64, RunId)> {
+    let parsed = text
+        .split_once('.')
+        .and_then(|(ms, id)| Some((ms.parse().ok()?, id.parse().ok()?)));
+    parsed.ok_or_else(|| {
+        let shown: String = text.chars().take(80).collect();
+        ApiError::bad_input(format!(
+            "`cursor` {shown:?} is not a cursor this API gave (the `next` of a listing)"
+        ))
+    })
 }
 
 async fn status(
@@ -348,7 +767,7 @@ async fn status(
     Query(q): Query<api::RunQuery>,
 ) -> ApiResult {
     let run = api.host.find_run(&id, run_id(q.run_id.as_deref())?).await?;
-    Ok(axum::Json(run_view(&run)).into_response())
+    Ok(axum::Json(run_view(&run)?).into_response())
 }
 
 async fn result(
@@ -356,8 +775,17 @@ async fn result(
     Path(id): Path<String>,
     Query(q): Query<api::RunQuery>,
 ) -> ApiResult {
+    let wait = match q.wait_ms {
+        None => Duration::ZERO,
+        Some(ms) if (1..=api::MAX_WAIT_MS).contains(&ms) => Duration::from_millis(ms),
+        Some(ms) => {
+            return Err(ApiError::bad_input(format!(
+                "`wait_ms` must be 1 to {} (leave it out to answer at once), not {ms}",
+                MAX_WAIT.as_millis()
+            )));
+        }
+    };
     let run = api.host.find_run(&id, run_id(q.run_id.as_deref())?).await?;
-    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
     let run = if run.status.is_terminal() || wait.is_zero() {
         run
     } else {
@@ -366,7 +794,7 @@ async fn result(
             _ = api.stopping.cancelled() => return Err(Error::ShuttingDown.into()),
         }
     };
-    let body = result_view(&run);
+    let body = result_view(&run)?;
     // 200 once the run ended; 202 while it has not (yet).
     let status = if run.status.is_terminal() {
         StatusCode::OK
@@ -405,7 +833,7 @@ async fn history(
 async fn tree(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
     let run = api.host.latest_run(&id).await?;
     let tree = api.host.tree(run.run_id).await?;
-    Ok(axum::Json(tree_view(&tree)).into_response())
+    Ok(axum::Json(tree_view(&tree)?).into_response())
 }
 
 async fn cancel(State(api): State<Api>, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
@@ -415,7 +843,7 @@ async fn cancel(State(api): State<Api>, Path(id): Path<String>, bytes: Bytes) ->
         .unwrap_or_else(|| "cancelled through the API".into());
     let run_id = api.host.cancel(&id, &reason).await?;
     let run = api.host.run(run_id).await?;
-    Ok(axum::Json(run_view(&run)).into_response())
+    Ok(axum::Json(run_view(&run)?).into_response())
 }
 
 async fn terminate(State(api): State<Api>, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
@@ -425,7 +853,7 @@ async fn terminate(State(api): State<Api>, Path(id): Path<String>, bytes: Bytes)
         .unwrap_or_else(|| "terminated through the API".into());
     let run_id = api.host.terminate(&id, &reason).await?;
     let run = api.host.run(run_id).await?;
-    Ok(axum::Json(run_view(&run)).into_response())
+    Ok(axum::Json(run_view(&run)?).into_response())
 }
 
 async fn query(
@@ -595,7 +1023,7 @@ mod tests {
             "status": run.status.as_str(),
             "version": run.version,
             "parent": run.parent_run_id.map(|p| p.to_string()),
-            "result": run.result.as_ref().map(json_value),
+            "result": run.result.as_ref().map(|r| json_value(r).unwrap()),
             "error": run.error,
             "timer_due_ms": run.timer.as_ref().map(|t| t.due_ms),
             "deadline_ms": run.deadline_ms,
@@ -617,16 +1045,16 @@ mod tests {
         bare.deadline_ms = None;
         bare.cancel_requested = None;
         for run in [&full, &bare] {
-            let view = serde_json::to_value(run_view(run)).unwrap();
+            let view = serde_json::to_value(run_view(run).unwrap()).unwrap();
             assert_eq!(view, run_json(run));
-            let result = serde_json::to_value(result_view(run)).unwrap();
+            let result = serde_json::to_value(result_view(run).unwrap()).unwrap();
             assert_eq!(
                 result,
                 json!({
                     "workflow_id": run.workflow_id,
                     "run_id": run.run_id.to_string(),
                     "status": run.status.as_str(),
-                    "result": run.result.as_ref().map(json_value),
+                    "result": run.result.as_ref().map(|r| json_value(r).unwrap()),
                     "error": run.error,
                 })
             );
@@ -642,7 +1070,10 @@ mod tests {
         let mut child = run_json(&bare);
         child["children"] = json!([]);
         expected["children"] = json!([child]);
-        assert_eq!(serde_json::to_value(tree_view(&tree)).unwrap(), expected);
+        assert_eq!(
+            serde_json::to_value(tree_view(&tree).unwrap()).unwrap(),
+            expected
+        );
     }
 
     #[test]
@@ -727,6 +1158,100 @@ mod tests {
             assert_eq!(
                 serde_json::to_value(handler_view(h)).unwrap(),
                 serde_json::to_value(h).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn routes_match_their_instances_only() {
+        assert!(route_matches(
+            "/v1/workflows/{id}/events",
+            "/v1/workflows/a b/events"
+        ));
+        assert!(route_matches("/v1/workflows", "/v1/workflows"));
+        assert!(!route_matches("/v1/workflows/{id}", "/v1/workflows//"));
+        assert!(!route_matches("/v1/workflows/{id}", "/v1/workflows/x/tree"));
+        assert!(!route_matches("/v1/workflows/{id}", "/v1/workflows/"));
+        assert!(!route_matches("/healthz", "/metrics"));
+    }
+
+    #[test]
+    fn a_cursor_is_the_position_of_a_run() {
+        let run = record();
+        let text = cursor(&run);
+        let (created_ms, run_id) = parse_cursor(&text).ok().unwrap();
+        assert_eq!((created_ms, run_id), (run.created_ms, run.run_id));
+        for bad in [
+            "",
+            "10",
+            "x.y",
+            "10.nope",
+            ".",
+            "-1.0190c3a4-5b6c-7d8e-9f00-112233445566",
+        ] {
+            assert!(parse_cursor(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn server_settings_out_of_range_are_named() {
+        assert!(ServerConfig::new().check().is_ok());
+        let cases: [(ServerConfig, &str); 7] = [
+            (
+                ServerConfig {
+                    token: Some(String::new()),
+                    ..ServerConfig::new()
+                },
+                "token",
+            ),
+            (
+                ServerConfig {
+                    token: Some("a b".into()),
+                    ..ServerConfig::new()
+                },
+                "token",
+            ),
+            (
+                ServerConfig {
+                    header_timeout: Duration::ZERO,
+                    ..ServerConfig::new()
+                },
+                "header_timeout",
+            ),
+            (
+                ServerConfig {
+                    body_timeout: Duration::from_secs(7200),
+                    ..ServerConfig::new()
+                },
+                "body_timeout",
+            ),
+            (
+                ServerConfig {
+                    max_connections: 0,
+                    ..ServerConfig::new()
+                },
+                "max_connections",
+            ),
+            (
+                ServerConfig {
+                    max_request_bytes: 10,
+                    ..ServerConfig::new()
+                },
+                "max_request_bytes",
+            ),
+            (
+                ServerConfig {
+                    max_request_bytes: usize::MAX,
+                    ..ServerConfig::new()
+                },
+                "max_request_bytes",
+            ),
+        ];
+        for (config, setting) in cases {
+            let err = config.check().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid setting `{setting}`")),
+                "{err}"
             );
         }
     }

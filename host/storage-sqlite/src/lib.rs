@@ -29,8 +29,8 @@ use wasmflow_core::activation::StoreMap;
 use wasmflow_core::model::{HistoryEvent, Json, RunId, parse_json};
 use wasmflow_core::plan::Timer;
 use wasmflow_storage::{
-    Anchors, HistoryRecord, LiveVersion, Quotas, RunRecord, Storage, StorageError, Write, Written,
-    rules,
+    Anchors, HistoryRecord, ListPosition, LiveVersion, Quotas, RunRecord, Storage, StorageError,
+    Write, Written, rules,
 };
 
 mod embedded {
@@ -441,24 +441,44 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    /// Runs, newest first, optionally of one type and status.
+    /// Runs, newest first, optionally of one type and status, after a
+    /// position. The index `runs_by_created` serves the order and the
+    /// position (a row-value comparison): a page costs its own rows, not
+    /// the ones before it.
     async fn list_runs(
         &self,
         workflow_type: Option<String>,
         status: Option<RunStatus>,
+        after: Option<ListPosition>,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StorageError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs
-                 WHERE (?1 IS NULL OR workflow_type = ?1) AND (?2 IS NULL OR status = ?2)
-                 ORDER BY created_at DESC, run_id DESC LIMIT ?3"
-            ))?;
-            let rows = stmt.query_map(
-                params![workflow_type, status.map(|s| s.as_str()), limit as i64],
-                row_to_run,
-            )?;
-            rows.map(|r| r?).collect()
+            let status = status.map(|s| s.as_str());
+            let filters = "(?1 IS NULL OR workflow_type = ?1) AND (?2 IS NULL OR status = ?2)";
+            let order = "ORDER BY created_at DESC, run_id DESC";
+            let rows = match after {
+                None => {
+                    let mut stmt = c.prepare_cached(&format!(
+                        "SELECT {RUN_COLUMNS} FROM runs WHERE {filters} {order} LIMIT ?3"
+                    ))?;
+                    let rows = stmt.query_map(params![workflow_type, status, limit], row_to_run)?;
+                    rows.collect::<Result<Vec<_>, _>>()?
+                }
+                Some(p) => {
+                    let created = i64::try_from(p.created_ms).unwrap_or(i64::MAX);
+                    let mut stmt = c.prepare_cached(&format!(
+                        "SELECT {RUN_COLUMNS} FROM runs WHERE {filters}
+                         AND (created_at, run_id) < (?3, ?4) {order} LIMIT ?5"
+                    ))?;
+                    let rows = stmt.query_map(
+                        params![workflow_type, status, created, p.run_id.to_string(), limit],
+                        row_to_run,
+                    )?;
+                    rows.collect::<Result<Vec<_>, _>>()?
+                }
+            };
+            rows.into_iter().collect()
         })
         .await
     }

@@ -25,16 +25,22 @@
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use wasmflow_core::model::{HistoryEvent, Json, Pending, RunId, json_value};
+use wasmflow_core::model::{HistoryEvent, Json, Pending, RunId};
 use wasmflow_core::plan::{Delivery, InboxKind, NewRun, NextState, ParentLink, Timer};
 use wasmflow_core::{
     ChildOutcome, ChildStatus, ClosePolicy, ErrorKind, HandlerKind, RunStatus, WorkflowError,
 };
 
 use crate::{
-    AlreadyActive, CommitOutcome, Effects, Finished, HistoryRecord, LiveVersion, Quotas, RunGone,
-    RunRecord, StateCommit, Storage, StorageError,
+    AlreadyActive, CommitOutcome, Effects, Finished, HistoryRecord, ListPosition, LiveVersion,
+    Quotas, RunGone, RunRecord, StateCommit, Storage, StorageError,
 };
+
+/// A stored document as a value; the suite fails if it does not read back.
+fn json_value(json: &Json) -> serde_json::Value {
+    wasmflow_core::model::json_value(json)
+        .unwrap_or_else(|e| panic!("stored JSON must read back: {e}"))
+}
 
 /// The quotas a backend under test must be opened with.
 pub const QUOTAS: Quotas = Quotas { max_inbox_len: 5 };
@@ -80,6 +86,7 @@ macro_rules! conformance_tests {
             component_versions_are_kept_once_and_pruned_when_no_live_run_needs_them,
             live_versions_count_live_runs_per_type_and_version,
             list_runs_is_newest_first_with_filters_and_limit,
+            list_runs_pages_visit_every_run_once_newest_first,
             history_reads_back_oldest_first_as_written,
             concurrent_writes_each_land_once_and_alone,
         );
@@ -91,6 +98,62 @@ const T0: u64 = 1_700_000_000_000;
 
 // ---------------------------------------------------------------------------
 // The checks.
+
+/// Paging `list_runs` by the position of each page's last run visits every
+/// run exactly once, newest first, in the order of one unpaged listing:
+/// runs created in the same millisecond included (ordered by run id), with
+/// filters, and whatever the page size.
+pub async fn list_runs_pages_visit_every_run_once_newest_first(s: &dyn Storage) {
+    let db = Db(s);
+    // Seven runs over four milliseconds: ties at T0 + 1 and T0 + 3.
+    let at = [T0, T0 + 1, T0 + 1, T0 + 1, T0 + 2, T0 + 3, T0 + 3];
+    for (i, at_ms) in at.into_iter().enumerate() {
+        let ty = if i % 2 == 0 { "Order" } else { "Payment" };
+        db.create(new_run(ty, &format!("p{i}"), at_ms)).await;
+    }
+    let all = db.list(None, None).await;
+    assert_eq!(all.len(), at.len(), "one unpaged listing has every run");
+    for pair in all.windows(2) {
+        assert!(
+            (pair[0].created_ms, pair[0].run_id.to_string())
+                > (pair[1].created_ms, pair[1].run_id.to_string()),
+            "newest first, then by run id descending: {} before {}",
+            pair[0].run_id,
+            pair[1].run_id
+        );
+    }
+    for filter in [None, Some("Order")] {
+        let expected: Vec<RunId> = all
+            .iter()
+            .filter(|r| filter.is_none_or(|ty| r.workflow_type == ty))
+            .map(|r| r.run_id)
+            .collect();
+        for limit in [1, 2, 3, expected.len(), expected.len() + 1] {
+            let mut seen: Vec<RunId> = Vec::new();
+            let mut after: Option<ListPosition> = None;
+            for _page in 0..=expected.len() {
+                let page = ok(
+                    "list_runs",
+                    s.list_runs(filter.map(str::to_owned), None, after, limit)
+                        .await,
+                );
+                assert!(page.len() <= limit, "a page has at most `limit` runs");
+                let Some(last) = page.last() else { break };
+                after = Some(ListPosition::of(last));
+                seen.extend(ids(&page));
+            }
+            assert_eq!(
+                seen, expected,
+                "pages of {limit} (type {filter:?}) visit every run once, newest first"
+            );
+        }
+    }
+    let oldest = all.last().map(ListPosition::of);
+    assert!(
+        ok("list_runs", s.list_runs(None, None, oldest, 10).await).is_empty(),
+        "nothing comes after the oldest run"
+    );
+}
 
 /// A created run reads back `running` at sequence number 0 with its start
 /// activation and a `run_started` entry, and is found by its workflow id.
@@ -1933,7 +1996,7 @@ pub async fn list_runs_is_newest_first_with_filters_and_limit(s: &dyn Storage) {
         "all runs, newest first"
     );
     assert_eq!(
-        ids(&ok("list_runs", s.list_runs(None, None, 2).await)),
+        ids(&ok("list_runs", s.list_runs(None, None, None, 2).await)),
         [d, c],
         "`limit` keeps the newest"
     );
@@ -2470,7 +2533,7 @@ impl Db<'_> {
         let workflow_type = workflow_type.map(str::to_owned);
         ok(
             "list_runs",
-            self.0.list_runs(workflow_type, status, 100).await,
+            self.0.list_runs(workflow_type, status, None, 100).await,
         )
     }
 }

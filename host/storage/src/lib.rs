@@ -270,6 +270,25 @@ pub struct RunRecord {
     pub updated_ms: u64,
 }
 
+/// A run's place in the order of [`Storage::list_runs`]: newest first by
+/// creation time, then by run id (as text), both descending. The position
+/// of a page's last run continues the listing after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListPosition {
+    pub created_ms: u64,
+    pub run_id: RunId,
+}
+
+impl ListPosition {
+    /// The position of `run`.
+    pub fn of(run: &RunRecord) -> Self {
+        ListPosition {
+            created_ms: run.created_ms,
+            run_id: run.run_id,
+        }
+    }
+}
+
 /// What ties a waiting run to its code besides its event handlers: the
 /// steps its children's completion notices will run, and what its inbox
 /// holds.
@@ -440,11 +459,15 @@ pub trait Storage: Send + Sync + 'static {
     async fn live_runs(&self) -> Result<Vec<RunRecord>, StorageError>;
     /// The live runs of a workflow type, oldest first.
     async fn live_runs_of_type(&self, workflow_type: &str) -> Result<Vec<RunRecord>, StorageError>;
-    /// Runs, newest first, optionally of one type and status; at most `limit`.
+    /// Runs, newest first (by creation time, then run id, both
+    /// descending), optionally of one type and status; only those after
+    /// `after` in that order (the position of the last run of the previous
+    /// page; `None`: from the newest); at most `limit`.
     async fn list_runs(
         &self,
         workflow_type: Option<String>,
         status: Option<RunStatus>,
+        after: Option<ListPosition>,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StorageError>;
     /// A run's children, oldest first.

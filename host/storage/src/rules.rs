@@ -9,7 +9,7 @@
 //! policies. These rules must be atomic with the writes that trigger them,
 //! which is why they run inside the transaction and not in the engine.
 
-use wasmflow_core::model::{HistoryEvent, Json, Pending, RunId, json_value};
+use wasmflow_core::model::{HistoryEvent, Json, Pending, RunId};
 use wasmflow_core::plan::{Delivery, InboxKind, NewRun, NextState, Timer};
 use wasmflow_core::{ChildOutcome, ChildStatus, ClosePolicy, ErrorKind, RunStatus, WorkflowError};
 
@@ -75,10 +75,10 @@ impl Ending<'_> {
         }
     }
 
-    fn history(&self) -> HistoryEvent {
-        match self {
+    fn history(&self) -> Result<HistoryEvent, StorageError> {
+        Ok(match self {
             Ending::Completed(result) => HistoryEvent::RunCompleted {
-                result: json_value(result),
+                result: json_value(result)?,
             },
             Ending::Failed(error) => HistoryEvent::RunFailed {
                 error: (*error).clone(),
@@ -89,7 +89,7 @@ impl Ending<'_> {
             Ending::Terminated(reason) => HistoryEvent::RunTerminated {
                 reason: (*reason).to_owned(),
             },
-        }
+        })
     }
 
     /// The completion notice's status: `timed_out` for a `WorkflowTimeout`
@@ -131,7 +131,7 @@ impl Rules<'_> {
                 workflow_type: run.workflow_type.clone(),
                 workflow_id: run.workflow_id.clone(),
                 version: run.version.clone(),
-                input: json_value(&run.input),
+                input: json_value(&run.input)?,
                 parent_run_id: run.parent.as_ref().map(|p| p.run_id),
             },
         )?;
@@ -306,7 +306,7 @@ impl Rules<'_> {
             at_ms,
             &HistoryEvent::EventReceived {
                 name: delivery.name.clone(),
-                payload: json_value(&delivery.payload),
+                payload: json_value(&delivery.payload)?,
                 source: delivery.source.clone(),
             },
         )?;
@@ -378,7 +378,7 @@ impl Rules<'_> {
                 at_ms,
             },
         )?;
-        self.tx.history_append(run, at_ms, &ending.history())?;
+        self.tx.history_append(run, at_ms, &ending.history()?)?;
         effects.finished.push(Finished {
             run_id: run,
             workflow_type: state.workflow_type.clone(),
@@ -533,6 +533,11 @@ impl Rules<'_> {
     }
 }
 
+/// A stored JSON document as a value for history; unreadable is corrupt.
+fn json_value(json: &Json) -> Result<serde_json::Value, StorageError> {
+    wasmflow_core::model::json_value(json).map_err(|e| StorageError::Corrupt(e.message))
+}
+
 /// The completion notice's payload: a [`ChildOutcome`].
 fn completion_notice(
     workflow_id: &str,
@@ -545,7 +550,7 @@ fn completion_notice(
         run_id: run.to_string(),
         status: ending.child_status(),
         result: match ending {
-            Ending::Completed(result) => Some(json_value(result)),
+            Ending::Completed(result) => Some(json_value(result)?),
             _ => None,
         },
         error: error

@@ -16,10 +16,10 @@ mod big_value {
 mod key_flood {
     use wasmflow::prelude::*;
 
-    /// Writes `n` store keys, 100 bytes each.
+    /// Writes `n` store keys, 4 KiB each.
     #[start]
     fn start(ctx: &mut Context, n: u64) -> Result<Directive> {
-        let value = "v".repeat(100);
+        let value = "v".repeat(4 << 10);
         for i in 0..n {
             ctx.store.put(&format!("key-{i:08}"), &value)?;
         }
@@ -156,7 +156,137 @@ mod chatty {
     }
 }
 
+#[wasmflow::workflow(name = "Oversized")]
+mod oversized {
+    use serde_json::json;
+    use wasmflow::prelude::*;
+
+    /// Hands the host something `bytes` long (or, for `deletes`, `bytes`
+    /// deletes) that it must refuse: a store key, a delete's key, an error
+    /// message or details, an event name, a child's workflow id or type.
+    #[start]
+    fn start(ctx: &mut Context, what: String, bytes: usize) -> Result<Directive> {
+        let big = "x".repeat(bytes);
+        match what.as_str() {
+            "key" => ctx.store.put(&big, 1)?,
+            "delete_key" => ctx.store.delete(&big),
+            "deletes" => {
+                for i in 0..bytes {
+                    ctx.store.delete(&format!("missing-{i}"));
+                }
+            }
+            "message" => return Err(Error::msg(big)),
+            "details" => return Err(Error::msg("details").with_details(json!(big))),
+            "fail_message" => return Ok(ctx.next.fail(Error::msg(big))),
+            "event_name" => ctx.send_to_parent(&big, &json!({}))?,
+            "child_id" => {
+                ctx.start("Quiet", big, &json!({}))?;
+            }
+            "child_type" => {
+                ctx.start(&big, "child", &json!({}))?;
+            }
+            other => return Err(Error::msg(format!("unknown case {other}"))),
+        }
+        Ok(ctx.next.complete("accepted"))
+    }
+}
+
+#[wasmflow::workflow(name = "Deep")]
+mod deep {
+    use serde_json::{Value, json};
+    use wasmflow::prelude::*;
+
+    /// `depth` arrays nested in one another.
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(json!(1), |inner, _| json!([inner]))
+    }
+
+    /// Hands the host JSON nested `depth` levels deep `at` one entry: the
+    /// result, a store value, a child's input, an event to the parent, or
+    /// (`query`: it waits) a query's answer.
+    #[start]
+    fn start(ctx: &mut Context, at: String, depth: usize) -> Result<Directive> {
+        match at.as_str() {
+            "result" => return Ok(ctx.next.complete(nested(depth))),
+            "store" => ctx.store.put("deep", nested(depth))?,
+            "child" => {
+                ctx.start("Quiet", "deep-child", &json!({ "deep": nested(depth) }))?;
+            }
+            "query" => return Ok(ctx.next.wait()),
+            other => return Err(Error::msg(format!("unknown entry {other}"))),
+        }
+        Ok(ctx.next.complete("accepted"))
+    }
+
+    #[query]
+    fn answer(_ctx: &mut Context, depth: usize) -> Result<Value> {
+        Ok(nested(depth))
+    }
+}
+
+#[wasmflow::workflow(name = "DeepChild")]
+mod deep_child {
+    use serde_json::json;
+    use wasmflow::prelude::*;
+
+    /// Sends its parent an event nested `depth` levels deep.
+    #[start]
+    fn start(ctx: &mut Context, depth: usize) -> Result<Directive> {
+        let deep = (0..depth).fold(json!(1), |inner, _| json!([inner]));
+        ctx.send_to_parent("ping", &json!({ "deep": deep }))?;
+        Ok(ctx.next.complete("sent"))
+    }
+}
+
+/// A parent for `DeepChild`: completes with the child's outcome.
+#[wasmflow::workflow(name = "DeepParent")]
+mod deep_parent {
+    use serde_json::json;
+    use wasmflow::prelude::*;
+
+    #[start]
+    fn start(ctx: &mut Context, depth: usize) -> Result<Directive> {
+        let id = format!("{}-child", ctx.run.workflow_id);
+        let options = StartOptions::new().on_completed(child_done);
+        ctx.start_with("DeepChild", id, &json!({ "depth": depth }), options)?;
+        Ok(ctx.next.wait())
+    }
+
+    #[event]
+    fn ping(ctx: &mut Context, deep: serde_json::Value) -> Result<Directive> {
+        let _ = deep;
+        Ok(ctx.next.wait())
+    }
+
+    #[step]
+    fn child_done(ctx: &mut Context, outcome: ChildOutcome) -> Result<Directive> {
+        Ok(ctx.next.complete(outcome))
+    }
+}
+
+#[wasmflow::workflow(name = "LogFlood")]
+mod log_flood {
+    use wasmflow::prelude::*;
+
+    /// Logs `n` empty lines and `n` lines to stdout, then completes.
+    #[start]
+    fn start(ctx: &mut Context, n: u64) -> Result<Directive> {
+        for _ in 0..n {
+            ctx.log.info("");
+        }
+        for _ in 0..n {
+            println!();
+        }
+        Ok(ctx.next.complete(n))
+    }
+}
+
 wasmflow::export!(
+    oversized,
+    deep,
+    deep_child,
+    deep_parent,
+    log_flood,
     big_value,
     key_flood,
     child_flood,
