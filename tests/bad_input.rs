@@ -50,6 +50,14 @@ async fn bad_starts_are_rejected_at_the_door_and_nothing_is_stored() {
             ErrorKind::InvalidPayload,
             "missing key `name`",
         ),
+        // A value of the wrong type is refused at the door too, naming the
+        // parameter, the type expected in JSON terms and what came.
+        (
+            "Greeter",
+            r#"{"name": 42}"#,
+            ErrorKind::InvalidPayload,
+            "parameter `name` expects a string, got a number: 42",
+        ),
     ];
     for (i, (ty, input, kind, needle)) in cases.into_iter().enumerate() {
         let id = format!("bad-{i}");
@@ -221,4 +229,151 @@ async fn settings_out_of_range_are_named() {
         );
         assert!(err.to_string().contains(setting), "{err}");
     }
+}
+
+/// Start inputs, event payloads and query arguments are checked against each
+/// parameter's schema at the door: a wrong type is refused, naming the
+/// parameter, what it expects and what came, and the run is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_of_the_wrong_type_are_refused_at_the_door() {
+    let sandbox = TestBed::new(&["probe"]);
+    let host = sandbox.host().await;
+    let good = json!({"approver": "ada", "level": 2, "order": {"id": "o1", "amount": 9.5}});
+    let with = |key: &str, value: serde_json::Value| {
+        let mut input = good.clone();
+        input[key] = value;
+        input.to_string()
+    };
+    let cases = [
+        (
+            with("approver", json!(42)),
+            "parameter `approver` expects a string, got a number: 42",
+        ),
+        (
+            with("level", json!(-1)),
+            "parameter `level` expects an integer from 0 to 255, got a number: -1",
+        ),
+        (
+            with("level", json!(256)),
+            "parameter `level` expects an integer from 0 to 255",
+        ),
+        (with("level", json!(1.5)), "`level` expects an integer"),
+        (
+            with("order", json!({"id": "o1"})),
+            "parameter `order` expects an object with keys",
+        ),
+        (
+            with("order", json!({"id": "o1", "amount": "lots"})),
+            "at `/amount`",
+        ),
+        (
+            with("note", json!(7)),
+            "parameter `note` expects a string or null, got a number: 7",
+        ),
+    ];
+    for (i, (input, needle)) in cases.into_iter().enumerate() {
+        let id = format!("typed-{i}");
+        let err = host
+            .start("Approval", &input, StartOptions::new().workflow_id(&id))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            Some(ErrorKind::InvalidPayload),
+            "{input}: {err}"
+        );
+        assert!(
+            err.to_string().contains(needle),
+            "{input}: `{err}` lacks `{needle}`"
+        );
+        assert!(
+            matches!(host.latest_run(&id).await, Err(Error::RunNotFound(_))),
+            "a rejected start stored a run"
+        );
+    }
+
+    // A good start; the run waits for `approve`.
+    let run = host
+        .start(
+            "Approval",
+            &good.to_string(),
+            StartOptions::new().workflow_id("ok"),
+        )
+        .await
+        .unwrap();
+    crate::testbed::until(&host, run.run_id, LIMIT, |r| {
+        r.status == wasmflow_host::RunStatus::Waiting
+    })
+    .await;
+    // Queries: a wrong argument type is refused; a right one answers.
+    let err = host
+        .query(run.run_id, "peek", r#"{"field": 1}"#)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(ErrorKind::InvalidPayload), "{err}");
+    assert!(
+        err.to_string()
+            .contains("parameter `field` expects a string"),
+        "{err}"
+    );
+    assert_eq!(
+        host.query(run.run_id, "peek", r#"{"field": "approver"}"#)
+            .await
+            .unwrap(),
+        json!("ada")
+    );
+    // Events: wrong types are refused and the run keeps waiting for a right one.
+    for payload in [
+        r#"{"by": 42, "level": 1}"#,
+        r#"{"by": "bob", "level": -3}"#,
+        "\"bob\"",
+    ] {
+        let err = host.send("ok", "approve", payload).await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            Some(ErrorKind::InvalidPayload),
+            "{payload}: {err}"
+        );
+    }
+    let err = host
+        .send("ok", "approve", r#"{"by": 42, "level": 1}"#)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("parameter `by` expects a string, got a number: 42"),
+        "{err}"
+    );
+    host.send("ok", "approve", r#"{"by": "bob", "level": 3}"#)
+        .await
+        .unwrap();
+    let done = finish(&host, run.run_id, LIMIT).await;
+    assert_eq!(result(&done)["by"], json!("bob"));
+    assert_eq!(result(&done)["order"], json!({"id": "o1", "amount": 9.5}));
+    host.shutdown().await;
+}
+
+/// A child's `send_to_parent` of the wrong type is a catchable
+/// `InvalidPayload` in the child; the parent never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_event_of_the_wrong_type_is_a_catchable_error_in_the_child() {
+    let sandbox = TestBed::new(&["probe"]);
+    let host = sandbox.host().await;
+    let run = host
+        .start("NaggedApproval", "{}", StartOptions::new())
+        .await
+        .unwrap();
+    let done = finish(&host, run.run_id, LIMIT).await;
+    assert_eq!(result(&done), json!({"by": "nagger", "level": 2}));
+    let child = host.latest_run("nagger").await.unwrap();
+    let child = finish(&host, child.run_id, LIMIT).await;
+    let caught = result(&child);
+    assert_eq!(caught["kind"], json!("InvalidPayload"), "{caught}");
+    assert!(
+        caught["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("parameter `by` expects a string, got a number: 42")),
+        "{caught}"
+    );
+    host.shutdown().await;
 }

@@ -85,6 +85,16 @@ async fn the_seed_order_payment_example_runs_end_to_end() {
             "run_completed",
         ]
     );
+    // A child run counts as started, like a root run.
+    let metrics = host.metrics().await.unwrap();
+    for ty in ["Order", "Payment"] {
+        assert!(
+            metrics.contains(&format!(
+                r#"wasmflow_runs_started_total{{workflow_type="{ty}"}} 1"#
+            )),
+            "{ty} started once: {metrics}"
+        );
+    }
     host.shutdown().await;
 }
 

@@ -138,7 +138,10 @@ fn types_lists_types_handlers_and_rejected_files() {
         listing.contains("Greeter  (hello.wasm, version "),
         "{listing}"
     );
-    assert!(listing.contains("  start  start(name)"), "{listing}");
+    assert!(
+        listing.contains("  start  start(name: a string)"),
+        "{listing}"
+    );
     assert!(listing.contains("  step   greet()"), "{listing}");
     assert!(listing.contains("Checkout  (failing.wasm"), "{listing}");
 
@@ -206,6 +209,69 @@ fn run_delivers_events_in_order_and_shows_the_children() {
         text(&out.stdout),
         "[\"busy done\",{\"note\":\"one\"},{\"sum\":3},{\"note\":\"three\"}]\n"
     );
+}
+
+#[test]
+fn run_on_a_run_parked_with_nothing_left_says_what_it_waits_for_and_exits_four() {
+    let sandbox = TestBed::new(&["family"]);
+    let out = run(&sandbox, &["Inbox", "--event", r#"note="one""#]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(out.stdout.is_empty(), "no result: {}", text(&out.stdout));
+    assert!(
+        err.contains("is waiting for one of the events")
+            && ["`note`", "`pair`", "`finish`"]
+                .iter()
+                .all(|e| err.contains(e))
+            && err.contains("nothing is left to send one"),
+        "{err}"
+    );
+
+    // A run waiting with a timer is waited for; the wait is reported.
+    let out = run(&sandbox, &["Timed", "--input", r#"{"ms": 1500}"#]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(text(&out.stdout), "\"timed out\"\n");
+    assert!(
+        err.contains("waits for event `ping`; next timer: run "),
+        "{err}"
+    );
+}
+
+#[test]
+fn guest_log_lines_show_while_the_step_runs() {
+    use std::io::BufRead;
+    let sandbox = TestBed::new(&["family"]);
+    let db = sandbox.db();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args(["run", "Chatty", "--input", r#"{"ms": 4000}"#, "--db"])
+        .arg(&db)
+        .arg("--plugins")
+        .arg(sandbox.plugins())
+        .current_dir(sandbox.path())
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start wasmflow run");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("working for 4000 ms"));
+    let seen = std::time::Instant::now();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert!(line.is_some(), "the line is logged: {rest:?}");
+    // The step is busy for 4 s after the line: it shows long before the end.
+    assert!(
+        seen.elapsed() >= std::time::Duration::from_millis(3000),
+        "the line shows while the step still runs ({:?} before the end)",
+        seen.elapsed()
+    );
+    assert_eq!(exit.code(), Some(0), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("done working")), "{rest:?}");
 }
 
 #[test]

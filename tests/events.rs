@@ -208,6 +208,110 @@ async fn a_wait_timeout_runs_its_step_unless_an_event_comes_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_wait_without_a_step_fails_with_wait_timeout_even_across_a_restart() {
+    let sandbox = TestBed::new(&["family"]);
+    let host = sandbox.host().await;
+    // An event first: it is handled.
+    let pinged = host
+        .start(
+            "Impatient",
+            r#"{"ms": 5000}"#,
+            StartOptions::new().workflow_id("pinged"),
+        )
+        .await
+        .unwrap();
+    until(&host, pinged.run_id, LIMIT, |r| {
+        r.status == RunStatus::Waiting
+    })
+    .await;
+    host.send("pinged", "ping", "").await.unwrap();
+    assert_eq!(
+        result(&finish(&host, pinged.run_id, LIMIT).await),
+        json!("pinged")
+    );
+
+    // No event: the run fails with `WaitTimeout` when the timer fires, also
+    // on a host started after the wait began.
+    let started = Instant::now();
+    let run = host
+        .start("Impatient", r#"{"ms": 800}"#, StartOptions::new())
+        .await
+        .unwrap();
+    let waiting = until(&host, run.run_id, LIMIT, |r| r.status == RunStatus::Waiting).await;
+    let timer = waiting.timer.expect("a timed wait has a timer");
+    assert_eq!(timer.on_timeout, None, "and no step");
+    host.shutdown().await;
+    let host = sandbox.host().await;
+    let done = finish(&host, run.run_id, LIMIT).await;
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(done.status, RunStatus::Failed);
+    let error = done.error.expect("an error");
+    assert_eq!(error.kind, ErrorKind::WaitTimeout, "{error:?}");
+    assert_eq!(
+        history_kinds(&host, run.run_id).await,
+        [
+            "run_started",
+            "activation_completed",
+            "timer_set",
+            "timer_fired",
+            "run_failed"
+        ]
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleep_keeps_events_in_the_inbox_until_the_run_next_waits() {
+    let sandbox = TestBed::new(&["family"]);
+    let host = sandbox.host().await;
+    let started = Instant::now();
+    let run = host
+        .start(
+            "Napper",
+            r#"{"ms": 1200}"#,
+            StartOptions::new().workflow_id("napper"),
+        )
+        .await
+        .unwrap();
+    let sleeping = until(&host, run.run_id, LIMIT, |r| r.status == RunStatus::Waiting).await;
+    assert!(
+        sleeping.timer.as_ref().is_some_and(|t| t.sleep),
+        "{:?}",
+        sleeping.timer
+    );
+    host.send("napper", "note", r#"{"text": "a"}"#)
+        .await
+        .unwrap();
+    host.send("napper", "note", r#"{"text": "b"}"#)
+        .await
+        .unwrap();
+    let still = host.run(run.run_id).await.unwrap();
+    assert_eq!(
+        (still.status, still.seq, still.pending.is_none()),
+        (RunStatus::Waiting, sleeping.seq, true),
+        "events do not wake a sleeping run"
+    );
+    // The sleep is durable.
+    host.shutdown().await;
+    let host = sandbox.host().await;
+    let done = finish(&host, run.run_id, LIMIT).await;
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+    assert_eq!(
+        result(&done),
+        json!({"seen_at_wake": 0, "notes": ["a", "b"]}),
+        "no event ran during the sleep; both ran after"
+    );
+    let kinds = history_kinds(&host, run.run_id).await;
+    let fired = kinds.iter().position(|k| *k == "timer_fired");
+    let dispatched = kinds.iter().position(|k| *k == "event_dispatched");
+    assert!(
+        fired.is_some() && fired < dispatched,
+        "the events are dispatched after the timer fired: {kinds:?}"
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_wait_waits_with_no_timer_and_survives_a_restart() {
     let sandbox = TestBed::new(&["family"]);
     let host = sandbox.host().await;

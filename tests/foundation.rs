@@ -388,3 +388,65 @@ async fn one_active_run_per_workflow_id() {
     assert_eq!(ids.len(), 2);
     host.shutdown().await;
 }
+
+/// A long step shows while it runs: the run's pending activation and since
+/// when it is current (a cancel request leaves both), and when it started
+/// in the history once it committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_step_shows_its_handler_and_since_when_while_it_runs() {
+    let sandbox = TestBed::new(&["family"]);
+    let host = sandbox.host().await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let run = host
+        .start(
+            "Chatty",
+            r#"{"ms": 1500}"#,
+            StartOptions::new().workflow_id("chatty"),
+        )
+        .await
+        .unwrap();
+    let busy = crate::testbed::until(&host, run.run_id, LIMIT, |r| {
+        r.pending.as_ref().is_some_and(|p| p.handler == "work")
+    })
+    .await;
+    assert_eq!(busy.status, RunStatus::Running);
+    let since = busy.updated_ms;
+    assert!(since >= before, "since {since}, started after {before}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    host.cancel("chatty", "enough").await.unwrap();
+    let still = host.run(run.run_id).await.unwrap();
+    assert_eq!(
+        (
+            still.status,
+            still.pending.map(|p| p.handler),
+            still.updated_ms,
+            still.cancel_requested.as_deref()
+        ),
+        (
+            RunStatus::Running,
+            Some("work".to_owned()),
+            since,
+            Some("enough")
+        ),
+        "the step is still current, since the same time"
+    );
+    let done = finish(&host, run.run_id, LIMIT).await;
+    assert_eq!(done.status, RunStatus::Cancelled);
+    let history = host.history(run.run_id).await.unwrap();
+    let started = history.iter().find_map(|h| match &h.event {
+        HistoryEvent::ActivationCompleted {
+            handler,
+            started_ms,
+            ..
+        } if handler == "work" => Some(*started_ms),
+        _ => None,
+    });
+    assert!(
+        started.is_some_and(|s| s >= since),
+        "history records when `work` started: {started:?} (current since {since})"
+    );
+    host.shutdown().await;
+}

@@ -1170,3 +1170,106 @@ fn serve_settings_out_of_range_are_refused_at_start() {
         assert!(!sandbox.db().exists(), "{flags:?}: nothing was opened");
     }
 }
+
+/// A payload of the wrong type is a 400 naming the parameter, the type it
+/// expects and what came, for starts, events and queries; `types` (API and
+/// CLI) shows each parameter's type.
+#[test]
+fn wrong_types_are_400s_and_types_show_each_parameter_type() {
+    let host = Served::start(&["hello", "probe"], None);
+    let (s, b) = host.http(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"type": "Greeter", "id": "g", "input": {"name": 42}})),
+    );
+    assert_eq!(
+        (s, b["kind"].as_str()),
+        (400, Some("InvalidPayload")),
+        "{b}"
+    );
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("parameter `name` expects a string, got a number: 42"),
+        "{b}"
+    );
+    assert_eq!(host.http("GET", "/v1/workflows/g", None).0, 404);
+
+    let input = json!({"approver": "ada", "level": 1, "order": {"id": "o", "amount": 1}});
+    let start = json!({"type": "Approval", "id": "a", "input": input});
+    assert_eq!(host.http("POST", "/v1/workflows", Some(start)).0, 201);
+    let (s, b) = host.http(
+        "POST",
+        "/v1/workflows/a/events",
+        Some(json!({"name": "approve", "payload": {"by": "bob", "level": -1}})),
+    );
+    assert_eq!(
+        (s, b["kind"].as_str()),
+        (400, Some("InvalidPayload")),
+        "{b}"
+    );
+    assert!(
+        b["message"].as_str().unwrap().contains(
+            "parameter `level` expects an integer from 0 to 4294967295, got a number: -1"
+        ),
+        "{b}"
+    );
+    let (s, b) = host.http(
+        "POST",
+        "/v1/workflows/a/queries/peek",
+        Some(json!({"args": {"field": false}})),
+    );
+    assert_eq!(
+        (s, b["kind"].as_str()),
+        (400, Some("InvalidPayload")),
+        "{b}"
+    );
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("parameter `field` expects a string, got a boolean: false"),
+        "{b}"
+    );
+    // The run was not harmed: a right event completes it.
+    let (s, b) = host.http(
+        "POST",
+        "/v1/workflows/a/events",
+        Some(json!({"name": "approve", "payload": {"by": "bob", "level": 3}})),
+    );
+    assert_eq!(s, 202, "{b}");
+    let done = host.wait_result("a");
+    assert_eq!(done["result"]["level"], 3, "{done}");
+
+    // `GET /v1/types`: each parameter with its type in JSON terms.
+    let (s, b) = host.http("GET", "/v1/types", None);
+    assert_eq!(s, 200);
+    let approval = b["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "Approval")
+        .expect("Approval is listed")
+        .clone();
+    let start = approval["handlers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["kind"] == "start")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        start["params"],
+        json!([
+            {"name": "approver", "optional": false, "type": "a string"},
+            {"name": "level", "optional": false, "type": "an integer from 0 to 255"},
+            {"name": "order", "optional": false, "type": "an object with keys `id`, `amount`"},
+            {"name": "note", "optional": true, "type": "a string or null"},
+        ])
+    );
+    // The CLI's table shows them too.
+    let o = host.cli(&["types"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(out(&o).contains("name: a string"), "{}", out(&o));
+}

@@ -203,6 +203,25 @@ impl Next {
         }
     }
 
+    /// Park the run until an event arrives; if none arrives within
+    /// `timeout`, the run fails with [`ErrorKind::WaitTimeout`]. The timer is
+    /// durable.
+    pub fn wait_or_fail(&self, timeout: Duration) -> Directive {
+        Directive::wait(Some(duration_ms(timeout)), None)
+    }
+
+    /// A durable sleep: park the run for `duration`, then run `step`. Events
+    /// that arrive meanwhile stay in the inbox (no event handler runs during
+    /// the sleep); they are dispatched when the run next waits. The timer
+    /// survives a host restart.
+    pub fn sleep<S: StepRef>(&self, duration: Duration, step: S) -> Directive {
+        let _ = step;
+        match self.check::<S>() {
+            Ok(()) => Directive::sleep(duration_ms(duration), S::NAME),
+            Err(e) => Directive::from_error(e),
+        }
+    }
+
     /// Finish the run with `result`.
     pub fn complete<T: Serialize>(&self, result: T) -> Directive {
         match to_json(&result, "workflow result") {

@@ -4,7 +4,7 @@ use crate::bindings::wasmflow::workflow::types as wit;
 use crate::error::{Error, Result};
 
 /// What the run does after this handler: run a step, wait for an event,
-/// complete, or fail. Build one with [`ctx.next`](crate::Next).
+/// sleep, complete, or fail. Build one with [`ctx.next`](crate::Next).
 ///
 /// A directive that could not be built (a result that does not serialize, a
 /// step of another workflow) carries that error, and the activation fails
@@ -21,6 +21,13 @@ impl Directive {
         Directive(Ok(wit::Directive::Wait(wit::WaitSpec {
             timeout_ms,
             on_timeout: on_timeout.map(str::to_owned),
+        })))
+    }
+
+    pub(crate) fn sleep(duration_ms: u64, step: &str) -> Self {
+        Directive(Ok(wit::Directive::Sleep(wit::SleepSpec {
+            duration_ms,
+            step: step.to_owned(),
         })))
     }
 

@@ -73,6 +73,10 @@ pub use context::{
 };
 pub use directive::{Directive, IntoDirective, StepRef};
 pub use error::{Error, ErrorKind, Result};
+/// `schemars`, whose `JsonSchema` gives a parameter type the schema the host
+/// checks payloads against: `#[derive(JsonSchema)]` with
+/// `#[schemars(crate = "wasmflow::schemars")]`, or depend on `schemars` 1.
+pub use schemars;
 pub use wasmflow_macros::{event, query, start, step, workflow};
 
 /// Everything a workflow module needs: `use wasmflow::prelude::*;`.

@@ -34,7 +34,83 @@ pub struct HandlerDef {
 pub struct ParamDef {
     pub name: &'static str,
     pub optional: bool,
+    /// The parameter's JSON Schema as text, when its type has one.
+    pub schema: fn() -> Option<String>,
 }
+
+/// A type a start, event or query parameter may have: one with a JSON
+/// Schema, which `describe` hands to the host so that it can check payloads
+/// at the door (`#[derive(JsonSchema)]` on your own types).
+#[diagnostic::on_unimplemented(
+    message = "handler parameter type `{Self}` has no JSON Schema for the host to check payloads against",
+    label = "`{Self}` does not implement `JsonSchema`",
+    note = "derive it: `#[derive(wasmflow::schemars::JsonSchema)]` with `#[schemars(crate = \"wasmflow::schemars\")]`, or take a `serde_json::Value`"
+)]
+pub trait ParamType {
+    fn schema() -> String;
+}
+
+impl<T: ?Sized + schemars::JsonSchema> ParamType for T {
+    fn schema() -> String {
+        schema_text::<T>()
+    }
+}
+
+/// The schema of a parameter of type `T` (generated code).
+pub fn param_schema<T: ?Sized + ParamType>() -> Option<String> {
+    Some(T::schema())
+}
+
+/// The JSON Schema of `T` as compact text (draft 2020-12, self-contained),
+/// with the ranges that schemars only names as a `format` (`uint32`, ...)
+/// made explicit, so the host refuses what `T` cannot hold.
+pub fn schema_text<T: ?Sized + schemars::JsonSchema>() -> String {
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
+    add_ranges(&mut schema);
+    schema.to_string()
+}
+
+fn add_ranges(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let range: Option<(Value, Value)> = match map.get("format").and_then(Value::as_str) {
+                Some("uint32") => Some((0.into(), u32::MAX.into())),
+                Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                Some("uint64") => Some((0.into(), u64::MAX.into())),
+                Some("int64") => Some((i64::MIN.into(), i64::MAX.into())),
+                Some("uint") => Some((0.into(), (usize::MAX as u64).into())),
+                Some("int") => Some(((isize::MIN as i64).into(), (isize::MAX as i64).into())),
+                _ => None,
+            };
+            if let Some((min, max)) = range {
+                map.entry("minimum").or_insert(min);
+                map.entry("maximum").or_insert(max);
+            }
+            map.values_mut().for_each(add_ranges);
+        }
+        Value::Array(items) => items.iter_mut().for_each(add_ranges),
+        _ => {}
+    }
+}
+
+/// Checks that a step's parameter is one a step can receive: a child's
+/// outcome (`ChildOutcome`, or `Option<ChildOutcome>` for a step that is
+/// also reached without one).
+#[diagnostic::on_unimplemented(
+    message = "a step's parameter must be `ChildOutcome` or `Option<ChildOutcome>`, not `{Self}`",
+    label = "a step only ever receives a child's outcome",
+    note = "steps take their data from `ctx.store`; only a child's completion passes a value to a step"
+)]
+pub trait StepParam {}
+
+impl StepParam for crate::ChildOutcome {}
+impl StepParam for Option<crate::ChildOutcome> {}
+
+/// Used by the generated code: compiles only when `T: StepParam`.
+pub fn step_param<T: StepParam>() {}
 
 /// A handler's bound arguments, taken one by one by the generated wrapper.
 pub struct Args {
@@ -115,6 +191,7 @@ pub fn describe(workflows: &[&WorkflowDef]) -> Vec<wit::WorkflowTypeInfo> {
                         .map(|p| wit::Param {
                             name: p.name.to_owned(),
                             optional: p.optional,
+                            schema: (p.schema)(),
                         })
                         .collect(),
                     timeout_ms: h.timeout_ms,

@@ -222,7 +222,26 @@ fn expand_workflow(args: WorkflowArgs, mut module: ItemMod) -> syn::Result<Token
         let param_defs = h.params.iter().map(|p| {
             let pname = &p.key;
             let optional = p.optional;
-            quote!(::wasmflow::__rt::ParamDef { name: #pname, optional: #optional })
+            let ty = &p.ty;
+            // Start, event and query parameters describe their type with a
+            // JSON Schema (the host checks payloads against it at the door);
+            // a step's, a child's outcome, is the host's own.
+            let schema = if h.kind == Kind::Step {
+                quote!(|| ::core::option::Option::None)
+            } else {
+                quote_spanned!(p.ty.span()=> ::wasmflow::__rt::param_schema::<#ty>)
+            };
+            quote!(::wasmflow::__rt::ParamDef {
+                name: #pname,
+                optional: #optional,
+                schema: #schema,
+            })
+        });
+        // A step only ever receives a child's outcome: any other parameter
+        // type could never be filled, so it does not compile.
+        let step_checks = h.params.iter().filter(|_| h.kind == Kind::Step).map(|p| {
+            let ty = &p.ty;
+            quote_spanned!(p.ty.span()=> ::wasmflow::__rt::step_param::<#ty>();)
         });
         let binds = h.params.iter().enumerate().map(|(i, p)| {
             let ident = &p.ident;
@@ -241,6 +260,7 @@ fn expand_workflow(args: WorkflowArgs, mut module: ItemMod) -> syn::Result<Token
                 __ctx: &mut ::wasmflow::Context,
                 __args: ::wasmflow::__rt::Args,
             ) -> ::wasmflow::Result<::wasmflow::__rt::WitDirective> {
+                #(#step_checks)*
                 let mut __args = __args;
                 #(#binds)*
                 #call

@@ -372,6 +372,10 @@ pub struct HandlerView {
 pub struct ParamView {
     pub name: String,
     pub optional: bool,
+    /// What the parameter accepts, in JSON terms ("a string", "an integer
+    /// ≥ 0", "any value"), from its schema; bounded in length.
+    #[serde(rename = "type", default)]
+    pub type_: String,
 }
 
 /// How many live runs hold a version of a workflow type.
@@ -773,6 +777,7 @@ mod tests {
                         params: vec![ParamView {
                             name: "name".into(),
                             optional: false,
+                            type_: "a string".into(),
                         }],
                         timeout: None,
                     },
@@ -802,7 +807,7 @@ mod tests {
                     "file": "plugins/hello.wasm",
                     "handlers": [
                         {"name": "start", "kind": "start",
-                         "params": [{"name": "name", "optional": false}]},
+                         "params": [{"name": "name", "optional": false, "type": "a string"}]},
                         {"name": "greet", "kind": "step", "params": [], "timeout": 1500},
                     ],
                     "in_flight": [{"version": "abc", "runs": 2}],

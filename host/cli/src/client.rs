@@ -626,7 +626,18 @@ pub fn types(conn: Connection) -> anyhow::Result<ExitCode> {
             let handlers: Vec<String> = ty
                 .handlers
                 .iter()
-                .map(|h| format!("{} {}", h.kind, h.name))
+                .map(|h| {
+                    // Each parameter with its type: `approver: a string`.
+                    let params: Vec<String> = h
+                        .params
+                        .iter()
+                        .map(|p| {
+                            let mark = if p.optional { "?" } else { "" };
+                            format!("{}{mark}: {}", p.name, p.type_)
+                        })
+                        .collect();
+                    format!("{} {}({})", h.kind, h.name, params.join(", "))
+                })
                 .collect();
             let in_flight: Vec<String> = ty
                 .in_flight

@@ -5,7 +5,8 @@
 //! Exit codes: 0 success; 1 the run failed or the API refused the request
 //! (or a plugin file was rejected, for `types`); 2 the request was rejected
 //! before anything was stored, or the command could not run; 3 `result`:
-//! the run has not ended.
+//! the run has not ended; 4 `run`: the run waits for an event and nothing
+//! is left to send one (no timer, no live child that could).
 
 mod client;
 
@@ -413,7 +414,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for (name, payload) in events {
         host.send_to_run(started.run_id, name, payload).await?;
     }
-    let record = host.wait(started.run_id).await?;
+    let waited = wait_or_park(&host, started.run_id).await?;
     const SHOWN: usize = 10;
     let children = host.children(started.run_id).await?;
     for child in children.iter().take(SHOWN) {
@@ -431,6 +432,19 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("... and {} more children", children.len() - SHOWN);
     }
     host.shutdown().await;
+    let record = match waited {
+        Waited::Ended(record) => *record,
+        Waited::Parked(parked) => {
+            eprintln!(
+                "error: run {} is waiting {} and nothing is left to send one \
+                 (no timer; no live child run that could); it stays waiting in `{}`",
+                started.run_id,
+                parked,
+                args.host.db.display()
+            );
+            return Ok(ExitCode::from(PARKED));
+        }
+    };
     match (record.status, record.result, record.error) {
         (RunStatus::Completed, Some(result), _) => {
             println!("{}", result.get());
@@ -444,6 +458,108 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("error: run {} ended {status}", started.run_id);
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// `run`'s exit code when the run waits for an event nothing will send.
+const PARKED: u8 = 4;
+
+/// How `run`'s wait for its run ended.
+enum Waited {
+    /// The run ended.
+    Ended(Box<wasmflow_host::RunRecord>),
+    /// The run and every live run below it wait for an event with no timer:
+    /// what it waits for.
+    Parked(String),
+}
+
+/// Wait for the run to end, or until it and its live descendants are all
+/// parked without a timer (seen twice, at the same sequence numbers, so
+/// that nothing moved in between): nothing in this process can wake them.
+/// A run that waits with a timer is waited for, saying so once.
+async fn wait_or_park(
+    host: &wasmflow_host::Host,
+    run_id: wasmflow_host::RunId,
+) -> anyhow::Result<Waited> {
+    const POLL: Duration = Duration::from_millis(100);
+    // The live runs' (id, seq) when last seen all waiting, and when last
+    // reported as waiting for a timer.
+    let mut last: Option<Vec<(wasmflow_host::RunId, u64)>> = None;
+    let mut reported: Option<Vec<(wasmflow_host::RunId, u64)>> = None;
+    loop {
+        let record = host.wait_for(run_id, POLL).await?;
+        if record.status.is_terminal() {
+            return Ok(Waited::Ended(Box::new(record)));
+        }
+        let tree = host.tree(run_id).await?;
+        let mut live = Vec::new();
+        let mut stack = vec![&tree];
+        while let Some(node) = stack.pop() {
+            if !node.run.status.is_terminal() {
+                live.push(&node.run);
+            }
+            stack.extend(node.children.iter());
+        }
+        if !live.iter().all(|r| r.status == RunStatus::Waiting) {
+            last = None;
+            continue;
+        }
+        let marks: Vec<_> = live.iter().map(|r| (r.run_id, r.seq)).collect();
+        if last.as_ref() != Some(&marks) {
+            last = Some(marks);
+            continue;
+        }
+        let events = waits_for(host, &tree.run);
+        let now = now_ms();
+        let next_timer = live
+            .iter()
+            .filter_map(|r| {
+                let timer = r.timer.as_ref().map(|t| t.due_ms);
+                let due = timer.into_iter().chain(r.deadline_ms).min()?;
+                Some((due, r.run_id))
+            })
+            .min();
+        let Some((due, timer_run)) = next_timer else {
+            let below = match live.len() - 1 {
+                0 => String::new(),
+                n => format!(", like the {n} live run(s) it started"),
+            };
+            return Ok(Waited::Parked(format!("for {events}{below}")));
+        };
+        if reported != last {
+            eprintln!(
+                "run {run_id} waits for {events}; next timer: run {timer_run} in {:.1}s",
+                due.saturating_sub(now) as f64 / 1000.0
+            );
+            reported = last.clone();
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (the clock timers are set by).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The events the root run has handlers for, as a phrase.
+fn waits_for(host: &wasmflow_host::Host, run: &wasmflow_host::RunRecord) -> String {
+    let plugins = host.plugins();
+    let names: Vec<String> = match plugins.get(&run.workflow_type) {
+        Ok(entry) => entry
+            .spec
+            .handlers
+            .iter()
+            .filter(|h| h.kind == wasmflow_host::HandlerKind::Event)
+            .map(|h| format!("`{}`", h.name))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    match names.as_slice() {
+        [] => "an event (its type has no event handler)".to_owned(),
+        [one] => format!("event {one}"),
+        many => format!("one of the events {}", many.join(", ")),
     }
 }
 
@@ -482,11 +598,8 @@ async fn types(args: TypesArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .params
                     .iter()
                     .map(|p| {
-                        if p.optional {
-                            format!("{}?", p.name)
-                        } else {
-                            p.name.clone()
-                        }
+                        let mark = if p.optional { "?" } else { "" };
+                        format!("{}{mark}: {}", p.name, p.type_summary())
                     })
                     .collect();
                 let timeout = h

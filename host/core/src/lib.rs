@@ -64,6 +64,7 @@ pub mod error;
 pub mod limits;
 pub mod model;
 pub mod plan;
+pub mod schema;
 
 pub use error::WorkflowError;
 pub use wasmflow_protocol::{

@@ -13,6 +13,7 @@ use wasmflow_protocol::payload::{self, Binding, Param};
 use wasmflow_protocol::{ClosePolicy, ErrorKind, HandlerKind};
 
 use crate::error::WorkflowError;
+use crate::schema::ParamSchema;
 
 /// A JSON document kept as text: the host stores and forwards values without
 /// re-parsing them.
@@ -165,6 +166,19 @@ impl<'de> Deserialize<'de> for RunId {
 pub struct ParamSpec {
     pub name: String,
     pub optional: bool,
+    /// The JSON Schema its values must fit (checked at the door); `None`:
+    /// any value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<ParamSchema>,
+}
+
+impl ParamSpec {
+    /// What the parameter accepts, in JSON terms ("a string", "any value").
+    pub fn type_summary(&self) -> &str {
+        self.schema
+            .as_ref()
+            .map_or("any value", ParamSchema::summary)
+    }
 }
 
 /// One handler of a workflow type, as `describe` reported it.
@@ -178,7 +192,8 @@ pub struct HandlerSpec {
 }
 
 impl HandlerSpec {
-    /// Check `payload` against the parameters (SPEC 4), naming what is wrong.
+    /// Check `payload` against the parameters (SPEC 4): the keys, then each
+    /// value against its parameter's schema, naming what is wrong.
     pub fn check_payload(&self, payload: &serde_json::Value) -> Result<(), WorkflowError> {
         let params: Vec<Param<'_>> = self
             .params
@@ -188,14 +203,32 @@ impl HandlerSpec {
                 optional: p.optional,
             })
             .collect();
-        payload::bind(&params, Binding::of(self.kind), payload)
-            .map(drop)
-            .map_err(|e| {
+        let values = payload::bind(&params, Binding::of(self.kind), payload).map_err(|e| {
+            WorkflowError::new(
+                ErrorKind::InvalidPayload,
+                format!("{} `{}`: {e}", self.kind, self.name),
+            )
+        })?;
+        for (param, value) in self.params.iter().zip(values) {
+            let (Some(schema), Some(value)) = (&param.schema, value) else {
+                continue;
+            };
+            schema.check(value).map_err(|e| {
                 WorkflowError::new(
                     ErrorKind::InvalidPayload,
-                    format!("{} `{}`: {e}", self.kind, self.name),
+                    format!(
+                        "{} `{}`: parameter `{}` {e}",
+                        self.kind, self.name, param.name
+                    ),
                 )
-            })
+                .with_details(serde_json::json!({
+                    "parameter": param.name,
+                    "expected": schema.summary(),
+                    "found": payload::json_type(value),
+                }))
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -345,6 +378,13 @@ pub enum Directive {
         timeout: Option<Duration>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         on_timeout: Option<String>,
+    },
+    /// Park for `duration`, then run `step`; events stay in the inbox
+    /// meanwhile.
+    Sleep {
+        #[serde(with = "ms")]
+        duration: Duration,
+        step: String,
     },
     Complete(Json),
     Fail(WorkflowError),
@@ -531,6 +571,21 @@ mod opt_ms {
     }
 }
 
+/// A duration as whole milliseconds.
+mod ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
 /// Check a workflow id or an event name that comes from outside (`field`
 /// names it in the error, e.g. "workflow id"): 1 to [`MAX_NAME_BYTES`](crate::limits::MAX_NAME_BYTES) bytes of
 /// UTF-8 with no control character (C0 including NUL, DEL, C1) and no
@@ -582,6 +637,7 @@ mod tests {
                 .map(|p| ParamSpec {
                     name: (*p).into(),
                     optional: false,
+                    schema: None,
                 })
                 .collect(),
             timeout: None,
@@ -640,6 +696,58 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidPayload);
         assert_eq!(err.message, "start `order_start`: missing key `amount`");
+    }
+
+    #[test]
+    fn payload_values_are_checked_against_their_schemas() {
+        let schema = |text: &str| Some(ParamSchema::parse(text).unwrap());
+        let mut h = handler(HandlerKind::Start, "start", &["approver", "amount"]);
+        h.params[0].schema = schema(r#"{"type": "string"}"#);
+        h.params[1].schema = schema(r#"{"type": "integer", "minimum": 0}"#);
+        h.params.push(ParamSpec {
+            name: "note".into(),
+            optional: true,
+            schema: schema(r#"{"type": ["string", "null"]}"#),
+        });
+        assert!(
+            h.check_payload(&serde_json::json!({"approver": "ada", "amount": 3}))
+                .is_ok()
+        );
+        let err = h
+            .check_payload(&serde_json::json!({"approver": 42, "amount": 3}))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidPayload);
+        assert_eq!(
+            err.message,
+            "start `start`: parameter `approver` expects a string, got a number: 42"
+        );
+        assert_eq!(
+            err.details,
+            Some(serde_json::json!({
+                "parameter": "approver", "expected": "a string", "found": "a number"
+            }))
+        );
+        let err = h
+            .check_payload(&serde_json::json!({"approver": "ada", "amount": -1}))
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains("`amount` expects an integer ≥ 0, got a number: -1")
+        );
+        // An absent optional is not checked; a present one is.
+        let err = h
+            .check_payload(&serde_json::json!({"approver": "a", "amount": 1, "note": 5}))
+            .unwrap_err();
+        assert!(
+            err.message.contains("`note` expects a string or null"),
+            "{}",
+            err.message
+        );
+        // A single parameter takes a scalar payload whole, checked the same way.
+        let mut one = handler(HandlerKind::Event, "approve", &["by"]);
+        one.params[0].schema = schema(r#"{"type": "string"}"#);
+        assert!(one.check_payload(&serde_json::json!("ada")).is_ok());
+        assert!(one.check_payload(&serde_json::json!(true)).is_err());
     }
 
     #[test]

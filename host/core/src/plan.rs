@@ -39,11 +39,28 @@ pub struct NewRun {
     pub at_ms: u64,
 }
 
-/// A wait timer: when it is due, the run's `on_timeout` step runs.
+/// A durable timer of a waiting run: when it is due, its step runs, or,
+/// for a timed wait without a timeout step, the run fails with
+/// `WaitTimeout`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Timer {
     pub due_ms: u64,
-    pub on_timeout: String,
+    /// The step to run when due; `None`: the run fails with `WaitTimeout`.
+    pub on_timeout: Option<String>,
+    /// A durable sleep (`ctx.next.sleep`): events stay in the inbox until
+    /// the timer fires and the run next waits. Always has a step.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sleep: bool,
+}
+
+impl Timer {
+    /// The error a timed wait without a timeout step fails its run with.
+    pub fn wait_timeout(run_id: RunId) -> WorkflowError {
+        WorkflowError::new(
+            ErrorKind::WaitTimeout,
+            format!("run {run_id} waited for an event until its wait timeout"),
+        )
+    }
 }
 
 /// The state a commit moves a run to.
@@ -102,8 +119,11 @@ pub struct Plan {
 /// - an error (trap, limit, handler `Err`) fails the run and discards the
 ///   activation's store writes, children and events;
 /// - `step(name)` runs that step next, if the type has it (else `UnknownStep`);
-/// - `wait` parks the run, with a durable timer when it has a timeout (which
-///   needs an existing `on_timeout` step);
+/// - `wait` parks the run, with a durable timer when it has a timeout: its
+///   `on_timeout` step (which must exist) runs when it fires, or without
+///   one the run fails with `WaitTimeout`;
+/// - `sleep` parks the run with a durable timer that runs its step (which
+///   must exist); events stay in the inbox meanwhile;
 /// - `complete` and `fail` end the run; their store writes, children and
 ///   events are kept.
 pub fn plan(
@@ -220,7 +240,7 @@ pub fn plan(
     match &next {
         NextState::Waiting(Some(timer)) => history.push(HistoryEvent::TimerSet {
             due_ms: timer.due_ms,
-            on_timeout: Some(timer.on_timeout.clone()),
+            on_timeout: timer.on_timeout.clone(),
         }),
         NextState::Completed(_) | NextState::Failed(_) => {
             // `run_completed`/`run_failed` are recorded by storage when the
@@ -269,19 +289,15 @@ fn next_state(
             on_timeout,
         } => match (timeout, on_timeout) {
             (None, None) => NextState::Waiting(None),
-            (Some(timeout), Some(step)) => {
-                check_step(step, "the wait's on_timeout")?;
-                let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            (Some(timeout), step) => {
+                if let Some(step) = step {
+                    check_step(step, "the wait's on_timeout")?;
+                }
                 NextState::Waiting(Some(Timer {
-                    due_ms: now_ms.saturating_add(ms),
+                    due_ms: due(now_ms, *timeout),
                     on_timeout: step.clone(),
+                    sleep: false,
                 }))
-            }
-            (Some(_), None) => {
-                return Err(WorkflowError::new(
-                    ErrorKind::UnknownStep,
-                    "a wait with a timeout needs an on_timeout step",
-                ));
             }
             (None, Some(step)) => {
                 return Err(WorkflowError::new(
@@ -290,9 +306,21 @@ fn next_state(
                 ));
             }
         },
+        Directive::Sleep { duration, step } => {
+            check_step(step, "the sleep")?;
+            NextState::Waiting(Some(Timer {
+                due_ms: due(now_ms, *duration),
+                on_timeout: Some(step.clone()),
+                sleep: true,
+            }))
+        }
         Directive::Complete(result) => NextState::Completed(result.clone()),
         Directive::Fail(error) => NextState::Failed(error.clone()),
     })
+}
+
+fn due(now_ms: u64, after: std::time::Duration) -> u64 {
+    now_ms.saturating_add(u64::try_from(after.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -472,14 +500,64 @@ mod tests {
         let plan = run(outcome(Ok(wait)), 0, 1_000);
         assert!(matches!(
             &plan.next,
-            NextState::Waiting(Some(Timer { due_ms: 1_250, on_timeout })) if on_timeout == "greet"
+            NextState::Waiting(Some(Timer { due_ms: 1_250, on_timeout: Some(step), sleep: false }))
+                if step == "greet"
         ));
         assert_eq!(kinds(&plan), ["activation_completed", "timer_set"]);
-        let bad = Directive::Wait {
+        let unknown = Directive::Wait {
+            timeout: Some(Duration::from_millis(250)),
+            on_timeout: Some("gret".into()),
+        };
+        let plan = run(outcome(Ok(unknown)), 0, 0);
+        assert!(matches!(&plan.next, NextState::Failed(e) if e.kind == ErrorKind::UnknownStep));
+    }
+
+    #[test]
+    fn a_timed_wait_without_a_step_sets_a_timer_that_fails_the_run() {
+        let wait = Directive::Wait {
             timeout: Some(Duration::from_millis(250)),
             on_timeout: None,
         };
-        let plan = run(outcome(Ok(bad)), 0, 0);
+        let plan = run(outcome(Ok(wait)), 0, 1_000);
+        assert!(
+            matches!(
+                &plan.next,
+                NextState::Waiting(Some(Timer {
+                    due_ms: 1_250,
+                    on_timeout: None,
+                    sleep: false
+                }))
+            ),
+            "{:?}",
+            plan.next
+        );
+        assert!(matches!(
+            plan.history.last(),
+            Some(HistoryEvent::TimerSet {
+                due_ms: 1_250,
+                on_timeout: None
+            })
+        ));
+    }
+
+    #[test]
+    fn a_sleep_sets_a_sleeping_timer_on_an_existing_step() {
+        let sleep = Directive::Sleep {
+            duration: Duration::from_millis(500),
+            step: "greet".into(),
+        };
+        let plan = run(outcome(Ok(sleep)), 0, 1_000);
+        assert!(matches!(
+            &plan.next,
+            NextState::Waiting(Some(Timer { due_ms: 1_500, on_timeout: Some(step), sleep: true }))
+                if step == "greet"
+        ));
+        assert_eq!(kinds(&plan), ["activation_completed", "timer_set"]);
+        let unknown = Directive::Sleep {
+            duration: Duration::from_millis(500),
+            step: "gret".into(),
+        };
+        let plan = run(outcome(Ok(unknown)), 0, 0);
         assert!(matches!(&plan.next, NextState::Failed(e) if e.kind == ErrorKind::UnknownStep));
     }
 

@@ -27,8 +27,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use wasmflow_core::activation::{
     ActivationOutcome, ActivationRequest, BoxFuture, ChildRequest, ChildResolution,
-    ComponentVersion, HostServices, LogLevel, ParentIdentity, RunIdentity, Sandbox, ServiceError,
-    StoreMap, entry_bytes,
+    ComponentVersion, HostServices, ParentIdentity, RunIdentity, Sandbox, ServiceError, StoreMap,
+    entry_bytes,
 };
 use wasmflow_core::model::{HistoryEvent, Pending, RunId, WorkflowTypeSpec, json_null, now_ms};
 use wasmflow_core::plan::{NewRun, NextState, Timer, plan};
@@ -520,7 +520,6 @@ async fn run_until_parked(
             }
             None => ActivationOutcome::failed(missing_handler(&live.spec, &live.pending)),
         };
-        emit_logs(&live, &outcome);
         inner.metrics.activation(
             &live.identity.workflow_type,
             outcome.result.is_ok(),
@@ -658,6 +657,8 @@ pub(crate) fn apply_effects(inner: &Arc<Engine>, effects: Effects) {
 
 /// Drive a child created by `parent`'s commit, and arm its workflow timeout.
 fn start_child(inner: &Arc<Engine>, parent: &LiveRun, child: NewRun) {
+    // Created with the parent's commit: a run started, like a root run.
+    inner.metrics.run_started(&child.workflow_type);
     if let Some(due_ms) = child.deadline_ms {
         arm_deadline(inner, child.run_id, due_ms);
     }
@@ -694,7 +695,8 @@ fn start_child(inner: &Arc<Engine>, parent: &LiveRun, child: NewRun) {
     wake(inner, seed.run_id, Some(seed));
 }
 
-/// Fire `timer` when due: run its step, unless the run moved on first.
+/// Fire `timer` when due: run its step (or, for a timed wait without one,
+/// fail the run with `WaitTimeout`), unless the run moved on first.
 pub(crate) fn arm_timer(inner: &Arc<Engine>, run_id: RunId, seq: u64, timer: Timer) {
     let task_inner = inner.clone();
     inner.tasks.spawn(async move {
@@ -704,18 +706,17 @@ pub(crate) fn arm_timer(inner: &Arc<Engine>, run_id: RunId, seq: u64, timer: Tim
             _ = inner.shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        let mut commit = StateCommit::new(
-            run_id,
-            seq,
-            NextState::Running(Pending {
+        let next = match &timer.on_timeout {
+            Some(step) => NextState::Running(Pending {
                 kind: HandlerKind::Step,
-                handler: timer.on_timeout.clone(),
+                handler: step.clone(),
                 input: json_null(),
             }),
-            now_ms(),
-        );
+            None => NextState::Failed(Timer::wait_timeout(run_id)),
+        };
+        let mut commit = StateCommit::new(run_id, seq, next, now_ms());
         commit.history.push(HistoryEvent::TimerFired {
-            on_timeout: Some(timer.on_timeout),
+            on_timeout: timer.on_timeout,
         });
         match inner.storage.commit(commit).await {
             Ok(CommitOutcome::Applied { effects, .. }) => {
@@ -757,34 +758,6 @@ fn missing_handler(spec: &WorkflowTypeSpec, pending: &Pending) -> WorkflowError 
             spec.name, pending.kind, pending.handler
         ),
     )
-}
-
-fn emit_logs(live: &LiveRun, outcome: &ActivationOutcome) {
-    for line in &outcome.logs {
-        let (run_id, workflow_id, handler) = (
-            &live.identity.run_id,
-            &live.identity.workflow_id,
-            &live.pending.handler,
-        );
-        let message = &line.message;
-        match line.level {
-            LogLevel::Trace => {
-                tracing::trace!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
-            }
-            LogLevel::Debug => {
-                tracing::debug!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
-            }
-            LogLevel::Info => {
-                tracing::info!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
-            }
-            LogLevel::Warn => {
-                tracing::warn!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
-            }
-            LogLevel::Error => {
-                tracing::error!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
-            }
-        }
-    }
 }
 
 impl HostServices for Engine {

@@ -70,7 +70,7 @@ impl Default for Metrics {
         let plugin_rejections = Counter::default();
         registry.register(
             "runs_started",
-            "Runs started, by workflow type",
+            "Runs started (root and child runs), by workflow type",
             runs_started.clone(),
         );
         registry.register(

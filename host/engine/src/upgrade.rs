@@ -71,8 +71,8 @@ pub(crate) fn check(
             Err(format!("step `{name}` ({what}) is missing"))
         }
     };
-    if let Some(timer) = &run.timer {
-        step(&timer.on_timeout, "the wait's timeout step")?;
+    if let Some(step_name) = run.timer.as_ref().and_then(|t| t.on_timeout.as_deref()) {
+        step(step_name, "the wait's timeout step")?;
     }
     for name in &anchors.child_steps {
         step(name, "a child's completion step")?;
@@ -165,6 +165,7 @@ mod tests {
                         .map(|p| ParamSpec {
                             name: (*p).into(),
                             optional: false,
+                            schema: None,
                         })
                         .collect(),
                     timeout: None,
@@ -190,7 +191,8 @@ mod tests {
             pending: None,
             timer: timer.map(|t| Timer {
                 due_ms: 0,
-                on_timeout: t.into(),
+                on_timeout: Some(t.into()),
+                sleep: false,
             }),
             deadline_ms: None,
             cancel_requested: None,

@@ -139,6 +139,8 @@ named_enum! {
         WorkflowAlreadyRunning = "WorkflowAlreadyRunning",
         /// A run exceeded its workflow timeout.
         WorkflowTimeout = "WorkflowTimeout",
+        /// A timed wait without a timeout step saw no event in time.
+        WaitTimeout = "WaitTimeout",
         /// An activation exceeded its step timeout.
         StepTimeout = "StepTimeout",
         /// An activation exceeded its memory cap.
@@ -206,6 +208,7 @@ impl ErrorKind {
             | ErrorKind::NoParent
             | ErrorKind::WorkflowAlreadyRunning
             | ErrorKind::WorkflowTimeout
+            | ErrorKind::WaitTimeout
             | ErrorKind::StepTimeout
             | ErrorKind::MemoryLimit
             | ErrorKind::StackOverflow
@@ -299,6 +302,7 @@ macro_rules! wit_conversions {
                     W::NoParent => ErrorKind::NoParent,
                     W::WorkflowAlreadyRunning => ErrorKind::WorkflowAlreadyRunning,
                     W::WorkflowTimeout => ErrorKind::WorkflowTimeout,
+                    W::WaitTimeout => ErrorKind::WaitTimeout,
                     W::StepTimeout => ErrorKind::StepTimeout,
                     W::MemoryLimit => ErrorKind::MemoryLimit,
                     W::StackOverflow => ErrorKind::StackOverflow,
@@ -325,6 +329,7 @@ macro_rules! wit_conversions {
                     ErrorKind::NoParent => W::NoParent,
                     ErrorKind::WorkflowAlreadyRunning => W::WorkflowAlreadyRunning,
                     ErrorKind::WorkflowTimeout => W::WorkflowTimeout,
+                    ErrorKind::WaitTimeout => W::WaitTimeout,
                     ErrorKind::StepTimeout => W::StepTimeout,
                     ErrorKind::MemoryLimit => W::MemoryLimit,
                     ErrorKind::StackOverflow => W::StackOverflow,

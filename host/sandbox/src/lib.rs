@@ -57,6 +57,7 @@ use wasmflow_core::model::{
     Directive, HandlerSpec, ParamSpec, RunId, WorkflowTypeSpec, guest_json, json_value, parse_json,
     shorten,
 };
+use wasmflow_core::schema::ParamSchema;
 use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
 
 wasmflow_protocol::wit_conversions!(crate::bindings::types);
@@ -366,13 +367,13 @@ impl Inner {
         let max = wasmflow_core::limits::MAX_DESCRIBE_BYTES;
         if bytes > max {
             return Err(LoadError(format!(
-                "`describe` is invalid: its answer names {bytes} bytes of types, handlers and \
-                 parameters; at most {max} (max_describe_bytes)"
+                "`describe` is invalid: its answer names {bytes} bytes of types, handlers, \
+                 parameters and parameter schemas; at most {max} (max_describe_bytes)"
             )));
         }
         let mut types: Vec<Arc<WorkflowTypeSpec>> = Vec::with_capacity(infos.len());
         for info in infos {
-            let spec = type_spec(info);
+            let spec = type_spec(info)?;
             spec.validate()
                 .map_err(|e| LoadError(format!("`describe` is invalid: {e}")))?;
             if types.iter().any(|t| t.name == spec.name) {
@@ -600,6 +601,13 @@ fn directive_from_wit(
                 on_timeout: spec.on_timeout,
             }
         }
+        wit::Directive::Sleep(spec) => {
+            check_name(&spec.step, config)?;
+            Directive::Sleep {
+                duration: Duration::from_millis(spec.duration_ms),
+                step: spec.step,
+            }
+        }
         wit::Directive::Complete(json) => Directive::Complete(guest_json(
             &json,
             "the handler's result",
@@ -645,41 +653,59 @@ fn error_from_wit(e: wit::Error, config: &SandboxConfig) -> Result<WorkflowError
     })
 }
 
-/// The bytes of names in a `describe` answer.
+/// The bytes of names and parameter schemas in a `describe` answer.
 fn describe_bytes(infos: &[wit::WorkflowTypeInfo]) -> usize {
+    let param = |p: &wit::Param| p.name.len() + p.schema.as_ref().map_or(0, String::len);
     infos
         .iter()
         .map(|t| {
             t.name.len()
                 + t.handlers
                     .iter()
-                    .map(|h| h.name.len() + h.params.iter().map(|p| p.name.len()).sum::<usize>())
+                    .map(|h| h.name.len() + h.params.iter().map(param).sum::<usize>())
                     .sum::<usize>()
         })
         .sum()
 }
 
-fn type_spec(info: wit::WorkflowTypeInfo) -> WorkflowTypeSpec {
-    WorkflowTypeSpec {
-        name: info.name,
-        handlers: info
-            .handlers
-            .into_iter()
-            .map(|h| HandlerSpec {
-                name: h.name,
-                kind: handler_kind_from_wit(h.kind),
-                params: h
-                    .params
-                    .into_iter()
-                    .map(|p| ParamSpec {
-                        name: p.name,
-                        optional: p.optional,
-                    })
-                    .collect(),
-                timeout: h.timeout_ms.map(Duration::from_millis),
-            })
-            .collect(),
+/// The model of one described type; each parameter schema is compiled here,
+/// once per component version, and an invalid one rejects the component.
+fn type_spec(info: wit::WorkflowTypeInfo) -> Result<WorkflowTypeSpec, LoadError> {
+    let type_name = info.name;
+    let mut handlers = Vec::with_capacity(info.handlers.len());
+    for h in info.handlers {
+        let kind = handler_kind_from_wit(h.kind);
+        let mut params = Vec::with_capacity(h.params.len());
+        for p in h.params {
+            let schema = match p.schema {
+                None => None,
+                Some(text) => Some(ParamSchema::parse(&text).map_err(|e| {
+                    LoadError(format!(
+                        "`describe` is invalid: parameter `{}` of {kind} `{}` of workflow type \
+                         `{}` has an unusable schema: {e}",
+                        shorten(&p.name),
+                        shorten(&h.name),
+                        shorten(&type_name)
+                    ))
+                })?),
+            };
+            params.push(ParamSpec {
+                name: p.name,
+                optional: p.optional,
+                schema,
+            });
+        }
+        handlers.push(HandlerSpec {
+            name: h.name,
+            kind,
+            params,
+            timeout: h.timeout_ms.map(Duration::from_millis),
+        });
     }
+    Ok(WorkflowTypeSpec {
+        name: type_name,
+        handlers,
+    })
 }
 
 /// Recognise files that are not components before handing them to wasmtime,
@@ -767,6 +793,7 @@ mod tests {
         let param = |name: &str| wit::Param {
             name: name.into(),
             optional: false,
+            schema: None,
         };
         let infos = vec![wit::WorkflowTypeInfo {
             name: "Order".into(),
@@ -778,6 +805,49 @@ mod tests {
             }],
         }];
         assert_eq!(describe_bytes(&infos), 5 + 5 + 2 + 6);
+        let mut typed = infos.clone();
+        typed[0].handlers[0].params[0].schema = Some(r#"{"type":"string"}"#.into());
+        assert_eq!(describe_bytes(&typed), 5 + 5 + 2 + 6 + 17);
+    }
+
+    #[test]
+    fn parameter_schemas_are_compiled_at_load_and_an_invalid_one_rejects_the_component() {
+        let info = |schema: &str| wit::WorkflowTypeInfo {
+            name: "Order".into(),
+            handlers: vec![wit::HandlerInfo {
+                name: "start".into(),
+                kind: wit::HandlerKind::Start,
+                params: vec![wit::Param {
+                    name: "amount".into(),
+                    optional: false,
+                    schema: Some(schema.into()),
+                }],
+                timeout_ms: None,
+            }],
+        };
+        let spec = type_spec(info(r#"{"type":"integer","minimum":0}"#)).unwrap();
+        let err = spec.handlers[0]
+            .check_payload(&serde_json::json!({"amount": "ten"}))
+            .unwrap_err();
+        assert!(
+            err.message.contains("`amount` expects an integer ≥ 0"),
+            "{err}"
+        );
+        for (schema, why) in [
+            (r#"{"type":"strung"}"#, "not a valid JSON Schema"),
+            ("{", "not JSON"),
+            (
+                r#"{"$ref":"https://example.com/x.json"}"#,
+                "not a valid JSON Schema",
+            ),
+        ] {
+            let err = type_spec(info(schema)).unwrap_err().to_string();
+            assert!(
+                err.contains("parameter `amount` of start `start` of workflow type `Order`")
+                    && err.contains(why),
+                "{schema}: {err}"
+            );
+        }
     }
 
     #[test]

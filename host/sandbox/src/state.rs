@@ -173,7 +173,9 @@ impl ActivationState {
 
     /// Keep a log line within the bounds: at most `max_log_lines` lines of
     /// at most `max_log_line_bytes` each and `log_bytes` in all per
-    /// activation; the rest is counted (see [`Self::finish_logs`]).
+    /// activation; the rest is counted (see [`Self::finish_logs`]). A line
+    /// kept goes to the host's log at once (target `wasmflow::guest`), so
+    /// that a long step's lines show while it runs.
     pub(super) fn push_log(&mut self, level: LogLevel, message: &str) {
         let room = self
             .limits
@@ -192,26 +194,52 @@ impl ActivationState {
             line.push_str(" [line truncated]");
         }
         self.log_bytes += kept.len();
+        self.emit_log(level, &line);
         self.logs.push(LogLine {
             level,
             message: line,
         });
     }
 
+    /// Write a guest log line to the host's log, tagged with the run.
+    fn emit_log(&self, level: LogLevel, message: &str) {
+        let (run_id, workflow_id, handler) =
+            (&self.run.run_id, &self.run.workflow_id, &self.handler);
+        match level {
+            LogLevel::Trace => {
+                tracing::trace!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+            LogLevel::Debug => {
+                tracing::debug!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+            }
+        }
+    }
+
     /// The log lines kept, with one line summarising what was dropped.
     pub(super) fn finish_logs(&mut self) -> Vec<LogLine> {
         let mut logs = std::mem::take(&mut self.logs);
         if self.dropped_lines > 0 || self.dropped_bytes > 0 {
+            let message = format!(
+                "[{} more log lines and {} more bytes dropped: at most {} lines and {} bytes \
+                 per activation (max_log_lines, log_bytes)]",
+                self.dropped_lines,
+                self.dropped_bytes,
+                self.limits.max_log_lines,
+                self.limits.log_bytes
+            );
+            self.emit_log(LogLevel::Warn, &message);
             logs.push(LogLine {
                 level: LogLevel::Warn,
-                message: format!(
-                    "[{} more log lines and {} more bytes dropped: at most {} lines and {} bytes \
-                     per activation (max_log_lines, log_bytes)]",
-                    self.dropped_lines,
-                    self.dropped_bytes,
-                    self.limits.max_log_lines,
-                    self.limits.log_bytes
-                ),
+                message,
             });
         }
         logs

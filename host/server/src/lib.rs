@@ -926,6 +926,7 @@ pub fn handler_view(handler: &HandlerSpec) -> api::HandlerView {
             .map(|p| api::ParamView {
                 name: p.name.clone(),
                 optional: p.optional,
+                type_: p.type_summary().to_owned(),
             })
             .collect(),
         timeout: handler
@@ -1005,7 +1006,8 @@ mod tests {
             pending: None,
             timer: Some(Timer {
                 due_ms: 50,
-                on_timeout: "late".into(),
+                on_timeout: Some("late".into()),
+                sleep: false,
             }),
             deadline_ms: Some(60),
             cancel_requested: Some("stop".into()),
@@ -1149,17 +1151,24 @@ mod tests {
             params: vec![ParamSpec {
                 name: "who".into(),
                 optional: true,
+                schema: None,
             }],
             timeout: Some(Duration::from_millis(1500)),
         };
         let mut untimed = handler.clone();
         untimed.timeout = None;
         for h in [&handler, &untimed] {
-            assert_eq!(
-                serde_json::to_value(handler_view(h)).unwrap(),
-                serde_json::to_value(h).unwrap()
-            );
+            let mut expected = serde_json::to_value(h).unwrap();
+            expected["params"][0]["type"] = "any value".into();
+            assert_eq!(serde_json::to_value(handler_view(h)).unwrap(), expected);
         }
+        // A parameter with a schema shows its type in JSON terms.
+        let mut typed = handler.clone();
+        typed.params[0] = serde_json::from_value(serde_json::json!({
+            "name": "who", "optional": true, "schema": {"type": "integer", "minimum": 0}
+        }))
+        .unwrap();
+        assert_eq!(handler_view(&typed).params[0].type_, "an integer ≥ 0");
     }
 
     #[test]

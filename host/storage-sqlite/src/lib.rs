@@ -706,7 +706,7 @@ pub(crate) fn parse_run_id(text: &str) -> Result<RunId, StorageError> {
 
 const RUN_COLUMNS: &str = "run_id, workflow_id, workflow_type, version, status, parent_run_id,
     on_completed, close_policy, input, result, error, seq, pending, timer_at, timer_step,
-    deadline_at, cancel_reason, created_at, updated_at";
+    deadline_at, cancel_reason, created_at, updated_at, timer_sleep";
 
 /// A `runs` row; the outer error is SQLite's, the inner one bad data.
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Res<RunRecord>> {
@@ -729,6 +729,7 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Res<RunRecord>> {
     let cancel_requested: Option<String> = r.get(16)?;
     let created: i64 = r.get(17)?;
     let updated: i64 = r.get(18)?;
+    let timer_sleep: bool = r.get(19)?;
     Ok((|| {
         let corrupt = |what: &str, e: &dyn std::fmt::Display| corrupt_run(&run_id, what, e);
         Ok(RunRecord {
@@ -760,13 +761,12 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Res<RunRecord>> {
                 .map(serde_json::from_str)
                 .transpose()
                 .map_err(|e| corrupt("pending activation", &e))?,
-            timer: match (timer_at, timer_step) {
-                (Some(due), Some(step)) => Some(Timer {
-                    due_ms: due as u64,
-                    on_timeout: step,
-                }),
-                _ => None,
-            },
+            // A timer without a step is a timed wait that fails the run.
+            timer: timer_at.map(|due| Timer {
+                due_ms: due as u64,
+                on_timeout: timer_step,
+                sleep: timer_sleep,
+            }),
             deadline_ms: deadline.map(|d| d as u64),
             cancel_requested,
             created_ms: created as u64,

@@ -43,12 +43,14 @@ impl RunTx for SqliteTx<'_, '_> {
             String,
             Option<i64>,
             Option<String>,
+            bool,
         );
         let row: Option<Row> = self
             .tx
             .prepare_cached(
                 "SELECT workflow_id, workflow_type, version, status, seq, parent_run_id,
-                        on_completed, close_policy, deadline_at, cancel_reason
+                        on_completed, close_policy, deadline_at, cancel_reason,
+                        status = 'waiting' AND timer_sleep <> 0
                  FROM runs WHERE run_id = ?1",
             )
             .and_then(|mut stmt| {
@@ -64,6 +66,7 @@ impl RunTx for SqliteTx<'_, '_> {
                         r.get(7)?,
                         r.get(8)?,
                         r.get(9)?,
+                        r.get(10)?,
                     ))
                 })
                 .optional()
@@ -80,6 +83,7 @@ impl RunTx for SqliteTx<'_, '_> {
             policy,
             deadline,
             cancel,
+            sleeping,
         )) = row
         else {
             return Ok(None);
@@ -103,6 +107,7 @@ impl RunTx for SqliteTx<'_, '_> {
                 .transpose()
                 .map_err(|e| corrupt("deadline", &e))?,
             cancel_requested: cancel,
+            sleeping,
         }))
     }
 
@@ -163,18 +168,20 @@ impl RunTx for SqliteTx<'_, '_> {
         let error = u.error.as_ref().map(to_json).transpose()?;
         self.execute(
             "UPDATE runs SET seq = ?1, status = ?2, pending = ?3, timer_at = ?4, timer_step = ?5,
-                 result = ?6, error = ?7, cancel_reason = NULL, updated_at = ?8
+                 result = ?6, error = ?7, cancel_reason = NULL, updated_at = ?8,
+                 timer_sleep = ?10
              WHERE run_id = ?9",
             params![
                 u.seq as i64,
                 u.status.as_str(),
                 pending,
                 u.timer.as_ref().map(|t| t.due_ms as i64),
-                u.timer.as_ref().map(|t| &t.on_timeout),
+                u.timer.as_ref().and_then(|t| t.on_timeout.as_deref()),
                 u.result.as_ref().map(|r| r.get()),
                 error,
                 u.at_ms as i64,
                 run_id.to_string(),
+                u.timer.as_ref().is_some_and(|t| t.sleep),
             ],
         )?;
         Ok(())
@@ -184,11 +191,13 @@ impl RunTx for SqliteTx<'_, '_> {
         &mut self,
         run_id: RunId,
         reason: &str,
-        at_ms: u64,
+        _at_ms: u64,
     ) -> Result<(), StorageError> {
         self.execute(
-            "UPDATE runs SET cancel_reason = ?1, updated_at = ?2 WHERE run_id = ?3",
-            params![reason, at_ms as i64, run_id.to_string()],
+            // `updated_at` stays: for a running run it says since when its
+            // pending activation is current.
+            "UPDATE runs SET cancel_reason = ?1 WHERE run_id = ?2",
+            params![reason, run_id.to_string()],
         )?;
         Ok(())
     }

@@ -60,7 +60,7 @@ fn a_newer_schema_is_refused_with_both_versions() {
             err,
             StorageError::SchemaTooNew {
                 found: 7,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -75,7 +75,7 @@ fn a_newer_schema_is_refused_with_both_versions() {
         .unwrap()
         .execute_batch(
             "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
-             VALUES (3, 'tasks', '2026-11-28T00:00:00Z', '0')",
+             VALUES (4, 'tasks', '2026-11-28T00:00:00Z', '0')",
         )
         .unwrap();
     let err = SqliteStorage::open(&path, Access::Host, QUOTAS)
@@ -85,8 +85,8 @@ fn a_newer_schema_is_refused_with_both_versions() {
         matches!(
             err,
             StorageError::SchemaTooNew {
-                found: 3,
-                supported: 2,
+                found: 4,
+                supported: 3,
                 ..
             }
         ),
@@ -94,7 +94,7 @@ fn a_newer_schema_is_refused_with_both_versions() {
     );
     let message = err.to_string();
     assert!(
-        message.contains("schema version 3, newer than this wasmflow's 2"),
+        message.contains("schema version 4, newer than this wasmflow's 3"),
         "{message}"
     );
 }

@@ -71,6 +71,8 @@ macro_rules! conformance_tests {
             a_run_that_ends_keeps_its_result_and_takes_no_more_commits,
             a_run_that_waits_on_an_empty_inbox_parks_until_an_event_arrives,
             a_timer_fires_only_while_the_run_still_waits_at_its_seq,
+            a_timed_wait_without_a_step_keeps_its_timer_until_it_fails_the_run,
+            a_sleeping_run_keeps_events_in_its_inbox_until_it_next_waits,
             events_delivered_while_running_are_dispatched_oldest_first_exactly_once,
             deliveries_beyond_the_inbox_quota_or_to_gone_runs_are_refused,
             children_are_created_with_their_parents_commit,
@@ -487,7 +489,8 @@ pub async fn a_run_that_waits_on_an_empty_inbox_parks_until_an_event_arrives(s: 
     let id = db.create(new_run("Order", "order-1", T0)).await;
     let timer = Timer {
         due_ms: T0 + 5_000,
-        on_timeout: "late".into(),
+        on_timeout: Some("late".into()),
+        sleep: false,
     };
     let applied = db
         .applied(commit(id, 0, NextState::Waiting(Some(timer.clone()))))
@@ -560,7 +563,8 @@ pub async fn a_timer_fires_only_while_the_run_still_waits_at_its_seq(s: &dyn Sto
     let db = Db(s);
     let timer = Timer {
         due_ms: T0 + 1_000,
-        on_timeout: "late".into(),
+        on_timeout: Some("late".into()),
+        sleep: false,
     };
     let fired = |run: RunId, seq: u64| {
         let mut c = commit(run, seq, NextState::Running(step("late")));
@@ -615,6 +619,132 @@ pub async fn a_timer_fires_only_while_the_run_still_waits_at_its_seq(s: &dyn Sto
     );
 }
 
+/// A timed wait without a timeout step parks with a timer that has no step;
+/// it reads back as such (and survives a restart), and its firing commit
+/// ends the run `failed` with `WaitTimeout`.
+pub async fn a_timed_wait_without_a_step_keeps_its_timer_until_it_fails_the_run(s: &dyn Storage) {
+    let db = Db(s);
+    let timer = Timer {
+        due_ms: T0 + 1_000,
+        on_timeout: None,
+        sleep: false,
+    };
+    let id = db.create(new_run("Order", "order-1", T0)).await;
+    let parked = db
+        .applied(commit(id, 0, NextState::Waiting(Some(timer.clone()))))
+        .await;
+    assert!(parked.next.is_none(), "the run parks");
+    let r = db.record(id).await;
+    assert_eq!(
+        (r.status, r.timer.as_ref()),
+        (RunStatus::Waiting, Some(&timer)),
+        "a timer without a step reads back"
+    );
+    assert!(
+        db.live()
+            .await
+            .iter()
+            .any(|r| r.timer.as_ref() == Some(&timer)),
+        "the live runs a host resumes carry the timer"
+    );
+    let error = WorkflowError::new(ErrorKind::WaitTimeout, "no event in time");
+    let mut fired = commit(id, parked.seq, NextState::Failed(error.clone()));
+    fired
+        .history
+        .push(HistoryEvent::TimerFired { on_timeout: None });
+    let applied = db.applied(fired).await;
+    assert_eq!(
+        applied.effects.finished,
+        [finished(id, "Order", RunStatus::Failed)],
+        "the timer fails the run"
+    );
+    let r = db.record(id).await;
+    assert_eq!(
+        (r.status, r.error.as_ref(), r.timer),
+        (RunStatus::Failed, Some(&error), None),
+        "the run failed with `WaitTimeout`"
+    );
+}
+
+/// A durable sleep parks the run with a sleeping timer: events delivered
+/// meanwhile (or waiting when it parks) stay in the inbox; when the timer
+/// fires, its step runs, and the run's next `wait` dispatches them oldest
+/// first.
+pub async fn a_sleeping_run_keeps_events_in_its_inbox_until_it_next_waits(s: &dyn Storage) {
+    let db = Db(s);
+    let sleep = Timer {
+        due_ms: T0 + 1_000,
+        on_timeout: Some("late".into()),
+        sleep: true,
+    };
+    let id = db.create(new_run("Order", "order-1", T0)).await;
+    db.delivered(id, "first", json!(1)).await;
+    let parked = db
+        .applied(commit(id, 0, NextState::Waiting(Some(sleep.clone()))))
+        .await;
+    assert!(
+        parked.next.is_none(),
+        "a sleep does not take the waiting event, got {:?}",
+        parked.next
+    );
+    let effects = db.delivered(id, "second", json!(2)).await;
+    assert!(
+        effects.woken.is_empty(),
+        "an event does not wake a sleeping run"
+    );
+    let r = db.record(id).await;
+    assert_eq!(
+        (r.status, r.seq, r.timer.as_ref(), r.pending.is_none()),
+        (RunStatus::Waiting, parked.seq, Some(&sleep), true),
+        "the run sleeps on, its timer a sleep"
+    );
+    assert_eq!(
+        db.anchors_inbox(id).await,
+        [("first".to_owned(), false), ("second".to_owned(), false)],
+        "both events wait in the inbox"
+    );
+
+    let mut fired = commit(id, parked.seq, NextState::Running(step("late")));
+    fired.history.push(HistoryEvent::TimerFired {
+        on_timeout: Some("late".into()),
+    });
+    let applied = db.applied(fired).await;
+    assert_pending(
+        applied.next.as_ref(),
+        HandlerKind::Step,
+        "late",
+        &Value::Null,
+        "the sleep's step runs when it is due",
+    );
+    let applied = db
+        .applied(commit(id, applied.seq, NextState::Waiting(None)))
+        .await;
+    assert_pending(
+        applied.next.as_ref(),
+        HandlerKind::Event,
+        "first",
+        &json!(1),
+        "the next wait dispatches the oldest event",
+    );
+    let r = db.record(id).await;
+    assert_eq!(
+        (r.status, r.timer),
+        (RunStatus::Running, None),
+        "no sleep is left"
+    );
+
+    // A sleeping run is cancelled at once, like a waiting one.
+    let other = db.create(new_run("Order", "order-2", T0)).await;
+    db.applied(commit(other, 0, NextState::Waiting(Some(sleep))))
+        .await;
+    let effects = db.cancel_ok(other, "enough").await;
+    assert_eq!(
+        effects.finished,
+        [finished(other, "Order", RunStatus::Cancelled)],
+        "a sleeping run is cancelled at once"
+    );
+}
+
 /// Events delivered while a run runs wait in its inbox in arrival order;
 /// each `wait` dispatches the oldest; none is lost or handled twice.
 pub async fn events_delivered_while_running_are_dispatched_oldest_first_exactly_once(
@@ -663,7 +793,8 @@ pub async fn events_delivered_while_running_are_dispatched_oldest_first_exactly_
     let mut handled = Vec::new();
     let timer = Timer {
         due_ms: T0 + 60_000,
-        on_timeout: "late".into(),
+        on_timeout: Some("late".into()),
+        sleep: false,
     };
     let applied = db
         .applied(commit(id, seq, NextState::Waiting(Some(timer))))
@@ -1402,8 +1533,10 @@ pub async fn a_parent_that_ends_applies_its_childrens_close_policies(s: &dyn Sto
     );
 }
 
-/// `cancel` of a running run records a request; its next commit ends it
-/// `cancelled` whatever it directs. A waiting run is cancelled at once.
+/// `cancel` of a running run records a request (a second request keeps the
+/// first reason); its next commit ends it `cancelled` whatever it directs,
+/// unless the activation failed: then it ends `failed` with its error. A
+/// waiting run is cancelled at once.
 pub async fn a_cancel_during_an_activation_takes_effect_when_it_commits(s: &dyn Storage) {
     let db = Db(s);
     let id = db.create(new_run("Order", "order-1", T0)).await;
@@ -1418,6 +1551,11 @@ pub async fn a_cancel_during_an_activation_takes_effect_when_it_commits(s: &dyn 
         (r.status, r.seq, r.cancel_requested.as_deref()),
         (RunStatus::Running, 0, Some("user asked")),
         "a cancelled running run keeps running, with the request recorded"
+    );
+    assert_eq!(
+        (r.updated_ms, r.pending.map(|p| p.handler)),
+        (T0, Some("start".to_owned())),
+        "a cancel request leaves the current activation and since when it is current"
     );
     assert_eq!(
         db.history(id).await.last().map(|h| h.event.clone()),
@@ -1482,6 +1620,40 @@ pub async fn a_cancel_during_an_activation_takes_effect_when_it_commits(s: &dyn 
         "the directive was not applied"
     );
 
+    // An activation that fails while a cancel is pending ends the run
+    // `failed` with its error; the request stays in the history.
+    let failing = db.create(new_run("Order", "order-3", T0)).await;
+    db.cancel_ok(failing, "user asked").await;
+    let error = WorkflowError::new(ErrorKind::Trap, "boom");
+    let applied = db
+        .applied(commit(failing, 0, NextState::Failed(error.clone())))
+        .await;
+    assert!(
+        applied.next.is_none(),
+        "a failed run has no next activation"
+    );
+    assert_eq!(
+        applied.effects.finished,
+        [finished(failing, "Order", RunStatus::Failed)],
+        "a failure wins over a pending cancel"
+    );
+    let r = db.record(failing).await;
+    assert_eq!(
+        (r.status, r.error.as_ref(), r.cancel_requested.as_deref()),
+        (RunStatus::Failed, Some(&error), None),
+        "the run keeps the activation's error"
+    );
+    let history = db.history(failing).await;
+    assert_eq!(
+        (
+            count(&history, "cancel_requested"),
+            count(&history, "run_failed"),
+            count(&history, "run_cancelled"),
+        ),
+        (1, 1, 0),
+        "the cancel request stays in the history; the run ends failed"
+    );
+
     // A waiting run is cancelled at once.
     let waiting = db.create(new_run("Order", "order-2", T0)).await;
     db.applied(commit(waiting, 0, NextState::Waiting(None)))
@@ -1525,7 +1697,8 @@ pub async fn terminate_ends_a_live_run_at_once(s: &dyn Storage) {
     let waiting = db.create(new_run("Order", "order-2", T0)).await;
     let timer = Timer {
         due_ms: T0 + 1_000,
-        on_timeout: "late".into(),
+        on_timeout: Some("late".into()),
+        sleep: false,
     };
     db.applied(commit(waiting, 0, NextState::Waiting(Some(timer))))
         .await;
@@ -1810,7 +1983,8 @@ pub async fn upgrade_moves_a_waiting_run_only_at_the_given_seq_and_version(s: &d
     );
     let timer = Timer {
         due_ms: T0 + 5_000,
-        on_timeout: "late".into(),
+        on_timeout: Some("late".into()),
+        sleep: false,
     };
     db.applied(commit(id, 0, NextState::Waiting(Some(timer.clone()))))
         .await;
@@ -2040,14 +2214,15 @@ pub async fn history_reads_back_oldest_first_as_written(s: &dyn Storage) {
     let other = db.create(new_run("Order", "order-2", T0)).await;
     let timer = Timer {
         due_ms: T0 + 5_000,
-        on_timeout: "late".into(),
+        on_timeout: Some("late".into()),
+        sleep: false,
     };
     let mut c = StateCommit::new(id, 0, NextState::Waiting(Some(timer.clone())), T0 + 10);
     c.history = vec![
         activation_completed(0, "start"),
         HistoryEvent::TimerSet {
             due_ms: timer.due_ms,
-            on_timeout: Some(timer.on_timeout.clone()),
+            on_timeout: timer.on_timeout.clone(),
         },
     ];
     db.applied(c).await;
@@ -2072,7 +2247,7 @@ pub async fn history_reads_back_oldest_first_as_written(s: &dyn Storage) {
             activation_completed(0, "start"),
             HistoryEvent::TimerSet {
                 due_ms: timer.due_ms,
-                on_timeout: Some(timer.on_timeout),
+                on_timeout: timer.on_timeout,
             },
             HistoryEvent::EventReceived {
                 name: "ping".into(),

@@ -267,6 +267,10 @@ pub struct RunRecord {
     /// A cancel waiting for the current activation to end.
     pub cancel_requested: Option<String>,
     pub created_ms: u64,
+    /// When the run's state last changed. For a `running` run: since when
+    /// its `pending` activation is current (it executes from then, or
+    /// again from the start after a host restart); a cancel request does
+    /// not change it.
     pub updated_ms: u64,
 }
 
@@ -333,6 +337,9 @@ pub struct RunState {
     pub deadline_ms: Option<u64>,
     /// A cancel waiting for the current activation to end.
     pub cancel_requested: Option<String>,
+    /// The run waits in a durable sleep: no event is dispatched to it until
+    /// its timer fires.
+    pub sleeping: bool,
 }
 
 /// A run's new state columns, as [`RunTx::update_run`] writes them. Every
@@ -374,7 +381,7 @@ pub trait RunTx {
     /// Write a run's state columns and clear its cancel request.
     fn update_run(&mut self, run_id: RunId, update: &RunUpdate) -> Result<(), StorageError>;
 
-    /// Record a cancel request for a running run.
+    /// Record a cancel request for a running run (its `updated_ms` stays).
     fn request_cancel(
         &mut self,
         run_id: RunId,

@@ -190,9 +190,15 @@ impl Rules<'_> {
         }
 
         let seq = state.seq + 1;
-        // A cancel that arrived during the activation wins over its directive.
+        // A cancel that arrived during the activation wins over its directive,
+        // unless the activation failed: a failure is kept (the request stays
+        // in the history).
         if let Some(reason) = &state.cancel_requested {
-            self.finish(run, &Ending::Cancelled(reason), c.at_ms, &mut effects)?;
+            let ending = match &c.next {
+                NextState::Failed(error) => Ending::Failed(error),
+                _ => Ending::Cancelled(reason),
+            };
+            self.finish(run, &ending, c.at_ms, &mut effects)?;
             return Ok(CommitOutcome::Applied {
                 seq,
                 next: None,
@@ -206,8 +212,12 @@ impl Rules<'_> {
             }
             NextState::Waiting(timer) => {
                 self.set_state(run, seq, RunStatus::Waiting, None, timer.as_ref(), c.at_ms)?;
-                // The oldest waiting event is dispatched as the run parks.
-                if let Some((pending, seq)) = self.dispatch_oldest(run, seq, c.at_ms)? {
+                // The oldest waiting event is dispatched as the run parks,
+                // unless it sleeps.
+                let sleeping = timer.as_ref().is_some_and(|t| t.sleep);
+                if !sleeping
+                    && let Some((pending, seq)) = self.dispatch_oldest(run, seq, c.at_ms)?
+                {
                     return Ok(CommitOutcome::Applied {
                         seq,
                         next: Some(pending),
@@ -311,6 +321,7 @@ impl Rules<'_> {
             },
         )?;
         if state.status == RunStatus::Waiting
+            && !state.sleeping
             && self.dispatch_oldest(target, state.seq, at_ms)?.is_some()
         {
             effects.woken.push(target);

@@ -23,7 +23,8 @@ mod spawner {
     use serde_json::{Value, json};
     use wasmflow::prelude::*;
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, wasmflow::schemars::JsonSchema)]
+    #[schemars(crate = "wasmflow::schemars")]
     pub struct Child {
         #[serde(rename = "type")]
         ty: String,
@@ -315,6 +316,77 @@ mod timed {
     }
 }
 
+/// Waits `ms` for a `ping`; without one, the run fails with `WaitTimeout`.
+#[wasmflow::workflow(name = "Impatient")]
+mod impatient {
+    use wasmflow::prelude::*;
+
+    #[start]
+    fn start(ctx: &mut Context, ms: u64) -> Result<Directive> {
+        Ok(ctx.next.wait_or_fail(Duration::from_millis(ms)))
+    }
+
+    #[event]
+    fn ping(ctx: &mut Context) -> Result<Directive> {
+        Ok(ctx.next.complete("pinged"))
+    }
+}
+
+/// Sleeps `ms`, then waits for two `note`s; its result says how many notes
+/// it had handled when it woke (none: they wait out the sleep in the inbox).
+#[wasmflow::workflow(name = "Napper")]
+mod napper {
+    use serde_json::json;
+    use wasmflow::prelude::*;
+
+    #[start]
+    fn start(ctx: &mut Context, ms: u64) -> Result<Directive> {
+        ctx.store.put("notes", Vec::<String>::new())?;
+        Ok(ctx.next.sleep(Duration::from_millis(ms), woke))
+    }
+
+    #[step]
+    fn woke(ctx: &mut Context) -> Result<Directive> {
+        let notes: Vec<String> = ctx.store.get("notes")?;
+        ctx.store.put("seen_at_wake", notes.len())?;
+        Ok(ctx.next.wait())
+    }
+
+    #[event]
+    fn note(ctx: &mut Context, text: String) -> Result<Directive> {
+        let mut notes: Vec<String> = ctx.store.get("notes")?;
+        notes.push(text);
+        ctx.store.put("notes", &notes)?;
+        match ctx.store.try_get::<usize>("seen_at_wake")? {
+            Some(seen) if notes.len() >= 2 => Ok(ctx
+                .next
+                .complete(json!({"seen_at_wake": seen, "notes": notes}))),
+            _ => Ok(ctx.next.wait()),
+        }
+    }
+}
+
+/// A long step that logs as it goes: `work` logs, then is busy for `ms`.
+#[wasmflow::workflow(name = "Chatty")]
+mod chatty {
+    use wasmflow::prelude::*;
+
+    #[start]
+    fn start(ctx: &mut Context, ms: u64) -> Result<Directive> {
+        ctx.store.put("ms", ms)?;
+        Ok(ctx.next.step(work))
+    }
+
+    #[step]
+    fn work(ctx: &mut Context) -> Result<Directive> {
+        let ms: u64 = ctx.store.get("ms")?;
+        ctx.log.info(format!("working for {ms} ms"));
+        super::spin(ms);
+        ctx.log.info("done working");
+        Ok(ctx.next.complete("worked"))
+    }
+}
+
 wasmflow::export!(
     spawner,
     echo,
@@ -324,5 +396,8 @@ wasmflow::export!(
     bad_reporter,
     inbox,
     collector,
-    timed
+    timed,
+    impatient,
+    napper,
+    chatty
 );

@@ -172,7 +172,93 @@ mod logger {
     }
 }
 
+/// Typed parameters, checked by the host at the door against the schemas
+/// `describe` carries: an approval with a typed start, event and query.
+#[wasmflow::workflow(name = "Approval")]
+mod approval {
+    use serde::{Deserialize, Serialize};
+    use serde_json::json;
+    use wasmflow::prelude::*;
+    use wasmflow::schemars::JsonSchema;
+
+    #[derive(Debug, Serialize, Deserialize, JsonSchema)]
+    #[schemars(crate = "wasmflow::schemars")]
+    pub struct Order {
+        pub id: String,
+        pub amount: f64,
+    }
+
+    #[start]
+    fn start(
+        ctx: &mut Context,
+        approver: String,
+        level: u8,
+        order: Order,
+        note: Option<String>,
+    ) -> Result<Directive> {
+        ctx.store.put("approver", &approver)?;
+        ctx.store.put("level", level)?;
+        ctx.store.put("order", json!(order))?;
+        ctx.store.put("note", note)?;
+        Ok(ctx.next.wait())
+    }
+
+    #[event]
+    fn approve(ctx: &mut Context, by: String, level: u32) -> Result<Directive> {
+        Ok(ctx.next.complete(json!({
+            "approver": ctx.store.get::<String>("approver")?,
+            "by": by,
+            "level": level,
+            "order": ctx.store.get::<serde_json::Value>("order")?,
+        })))
+    }
+
+    #[query]
+    fn peek(ctx: &mut Context, field: String) -> Result<serde_json::Value> {
+        ctx.store.get(&field)
+    }
+}
+
+/// A child that sends its parent an `approve` of the wrong type, catches the
+/// error, then sends a right one and completes with what it caught.
+#[wasmflow::workflow(name = "Nagger")]
+mod nagger {
+    use serde_json::json;
+    use wasmflow::prelude::*;
+
+    #[start]
+    fn start(ctx: &mut Context) -> Result<Directive> {
+        let caught = match ctx.send_to_parent("approve", &json!({"by": 42, "level": 1})) {
+            Ok(()) => json!(null),
+            Err(e) => json!({"kind": e.kind().to_string(), "message": e.message()}),
+        };
+        ctx.send_to_parent("approve", &json!({"by": "nagger", "level": 2}))?;
+        Ok(ctx.next.complete(caught))
+    }
+}
+
+/// Starts a `Nagger` child and waits for its `approve`.
+#[wasmflow::workflow(name = "NaggedApproval")]
+mod nagged_approval {
+    use serde_json::json;
+    use wasmflow::prelude::*;
+
+    #[start]
+    fn start(ctx: &mut Context) -> Result<Directive> {
+        ctx.start("Nagger", "nagger", &json!({}))?;
+        Ok(ctx.next.wait())
+    }
+
+    #[event]
+    fn approve(ctx: &mut Context, by: String, level: u32) -> Result<Directive> {
+        Ok(ctx.next.complete(json!({"by": by, "level": level})))
+    }
+}
+
 wasmflow::export!(
+    approval,
+    nagger,
+    nagged_approval,
     store_probe,
     key_probe,
     panicker,
