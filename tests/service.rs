@@ -1273,3 +1273,34 @@ fn wrong_types_are_400s_and_types_show_each_parameter_type() {
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(out(&o).contains("name: a string"), "{}", out(&o));
 }
+
+#[test]
+fn a_running_run_shows_its_current_step_in_status() {
+    let host = Served::start(&["family"], None);
+    let (s, b) = host.http(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"type": "Chatty", "id": "chatty", "input": {"ms": 3000}})),
+    );
+    assert_eq!(s, 201, "{b}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let current = loop {
+        let (s, b) = host.http("GET", "/v1/workflows/chatty", None);
+        assert_eq!(s, 200, "{b}");
+        if b["current"]["handler"] == "work" {
+            break b["current"].clone();
+        }
+        assert!(Instant::now() < deadline, "the step never showed: {b}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(current["kind"], "step", "{current}");
+    assert!(current["since_ms"].as_u64().is_some(), "{current}");
+    let o = host.cli(&["status", "chatty"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("step `work` for"), "{}", out(&o));
+    // Not shown once the run stops running.
+    let (s, b) = host.http("POST", "/v1/workflows/chatty/terminate", Some(json!({})));
+    assert_eq!(s, 200, "{b}");
+    let (_, b) = host.http("GET", "/v1/workflows/chatty", None);
+    assert!(b.get("current").is_none(), "{b}");
+}

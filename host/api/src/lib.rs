@@ -222,6 +222,18 @@ pub struct RunView {
     pub cancel_requested: Option<String>,
     pub created_ms: u64,
     pub updated_ms: u64,
+    /// What a running run executes now, and since when; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<CurrentActivation>,
+}
+
+/// The activation a running run executes (or is about to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentActivation {
+    pub kind: HandlerKind,
+    pub handler: String,
+    /// Since when it is the run's current activation, in Unix milliseconds.
+    pub since_ms: u64,
 }
 
 /// `GET /v1/workflows`: one page of runs, newest first (by creation
@@ -462,7 +474,27 @@ mod tests {
             cancel_requested: None,
             created_ms: 1,
             updated_ms: 2,
+            current: None,
         }
+    }
+
+    #[test]
+    fn a_running_run_shows_its_current_activation() {
+        let mut running = run(RunStatus::Running);
+        running.current = Some(CurrentActivation {
+            kind: HandlerKind::Step,
+            handler: "work".into(),
+            since_ms: 2,
+        });
+        let wire = serde_json::to_value(&running).unwrap();
+        assert_eq!(
+            wire["current"],
+            json!({"kind": "step", "handler": "work", "since_ms": 2})
+        );
+        // Absent for a run that does not run.
+        let waiting = serde_json::to_value(run(RunStatus::Waiting)).unwrap();
+        assert!(waiting.get("current").is_none(), "{waiting}");
+        assert_eq!(serde_json::from_value::<RunView>(wire).unwrap(), running);
     }
 
     #[test]

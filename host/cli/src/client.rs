@@ -303,6 +303,19 @@ fn print_run(run: &RunView) {
         ("result", run.result.as_ref().map(text)),
         ("error", run.error.as_ref().map(error_json)),
         ("cancel_requested", run.cancel_requested.clone()),
+        (
+            "current",
+            run.current.as_ref().map(|c| {
+                let for_ms = now_ms().saturating_sub(c.since_ms);
+                format!(
+                    "{} `{}` for {:.1} s (since {})",
+                    c.kind,
+                    c.handler,
+                    for_ms as f64 / 1000.0,
+                    c.since_ms
+                )
+            }),
+        ),
     ];
     for (key, value) in rows {
         if let Some(value) = value {
@@ -692,4 +705,11 @@ pub fn check_listen(addr: &std::net::SocketAddr, token: Option<&str>) -> anyhow:
         );
     }
     Ok(())
+}
+
+/// Milliseconds since the Unix epoch, on this machine's clock.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

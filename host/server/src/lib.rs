@@ -603,6 +603,14 @@ pub fn run_view(run: &RunRecord) -> Result<api::RunView, Error> {
         cancel_requested: run.cancel_requested.clone(),
         created_ms: run.created_ms,
         updated_ms: run.updated_ms,
+        current: match (run.status, &run.pending) {
+            (RunStatus::Running, Some(pending)) => Some(api::CurrentActivation {
+                kind: pending.kind,
+                handler: pending.handler.clone(),
+                since_ms: run.updated_ms,
+            }),
+            _ => None,
+        },
     })
 }
 
