@@ -133,20 +133,7 @@ struct Graph {
 
 impl Graph {
     fn load(root: &Path) -> Result<Graph> {
-        let output = crate::cargo()
-            .current_dir(root)
-            .args(["metadata", "--format-version", "1", "--locked"])
-            .output()
-            .context("cannot run `cargo metadata`")?;
-        if !output.status.success() {
-            bail!(
-                "`cargo metadata` failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        let meta: Value =
-            serde_json::from_slice(&output.stdout).context("`cargo metadata` is not JSON")?;
-        Graph::from_metadata(&meta)
+        Graph::from_metadata(&crate::metadata(root, &["--locked"])?)
     }
 
     fn from_metadata(meta: &Value) -> Result<Graph> {

@@ -47,7 +47,7 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-pub(crate) fn cargo() -> Command {
+fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
@@ -88,10 +88,12 @@ struct GuestPackage {
     example: bool,
 }
 
-fn guest_packages(root: &Path) -> Result<Vec<GuestPackage>> {
+/// `cargo metadata --format-version 1 <args>` of the workspace at `root`.
+pub(crate) fn metadata(root: &Path, args: &[&str]) -> Result<serde_json::Value> {
     let output = cargo()
         .current_dir(root)
-        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .args(["metadata", "--format-version", "1"])
+        .args(args)
         .output()
         .context("cannot run `cargo metadata`")?;
     if !output.status.success() {
@@ -100,8 +102,11 @@ fn guest_packages(root: &Path) -> Result<Vec<GuestPackage>> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("`cargo metadata` printed invalid JSON")?;
+    serde_json::from_slice(&output.stdout).context("`cargo metadata` printed invalid JSON")
+}
+
+fn guest_packages(root: &Path) -> Result<Vec<GuestPackage>> {
+    let metadata = metadata(root, &["--no-deps"])?;
     let examples = root.join("examples");
     let tests = root.join("tests").join("guests");
     let mut guests = Vec::new();

@@ -247,13 +247,14 @@ impl ActivationState {
 
     /// Fail the activation if `name` is longer than `max_name_bytes`.
     fn check_name(&mut self, name: &str) -> WasmResult<()> {
-        let max = self.limits.max_name_bytes;
-        if name.len() > max {
-            return Err(self.stop(WorkflowError::quota(
-                "max_name_bytes",
-                name.len() as u64,
-                max as u64,
-            )));
+        self.within("max_name_bytes", name.len(), self.limits.max_name_bytes)
+    }
+
+    /// Fail the activation with `QuotaExceeded` naming `limit` if `value`
+    /// is over `max`.
+    fn within(&mut self, limit: &str, value: usize, max: usize) -> WasmResult<()> {
+        if value > max {
+            return Err(self.stop(WorkflowError::quota(limit, value as u64, max as u64)));
         }
         Ok(())
     }
@@ -261,23 +262,16 @@ impl ActivationState {
     /// Fail the activation if `key` is too long, or if writing it would
     /// change more keys than one activation may.
     fn check_key(&mut self, key: &str) -> WasmResult<()> {
-        let max = self.limits.max_key_bytes;
-        if key.len() > max {
-            return Err(self.stop(WorkflowError::quota(
-                "max_key_bytes",
-                key.len() as u64,
-                max as u64,
-            )));
+        self.within("max_key_bytes", key.len(), self.limits.max_key_bytes)?;
+        if self.writes.contains_key(key) {
+            return Ok(());
         }
         let max = self.limits.max_keys_changed;
-        if self.writes.len() >= max && !self.writes.contains_key(key) {
-            return Err(self.stop(WorkflowError::quota(
-                "max_keys_changed_per_activation",
-                max as u64 + 1,
-                max as u64,
-            )));
-        }
-        Ok(())
+        self.within(
+            "max_keys_changed_per_activation",
+            self.writes.len() + 1,
+            max,
+        )
     }
 
     /// Stop a query that tried to change something.
@@ -506,27 +500,14 @@ impl host::Host for ActivationState {
     fn store_put(&mut self, key: String, value: String) -> WasmResult<Result<(), wit::Error>> {
         self.refuse_in_query("write the store")?;
         self.check_key(&key)?;
-        let max = self.limits.max_value_bytes;
-        if value.len() > max {
-            return Err(self.stop(WorkflowError::quota(
-                "max_value_bytes",
-                value.len() as u64,
-                max as u64,
-            )));
-        }
+        self.within("max_value_bytes", value.len(), self.limits.max_value_bytes)?;
         let what = format!("store value for `{}`", shorten(&key));
         let json = match wasmflow_core::model::parse_json(&value, &what) {
             Ok(json) => json,
             Err(e) => return Ok(Err(wit_error(WitKind::InvalidPayload, e.message))),
         };
         let size = self.store_bytes - self.current_size(&key) + entry_bytes(&key, &json);
-        if size > self.limits.max_store_bytes {
-            return Err(self.stop(WorkflowError::quota(
-                "max_store_bytes",
-                size as u64,
-                self.limits.max_store_bytes as u64,
-            )));
-        }
+        self.within("max_store_bytes", size, self.limits.max_store_bytes)?;
         self.store_bytes = size;
         self.writes.insert(key, Some(json));
         Ok(Ok(()))
@@ -545,26 +526,18 @@ impl host::Host for ActivationState {
         child: wit::ChildStart,
     ) -> WasmResult<Result<wit::ChildHandle, wit::Error>> {
         self.refuse_in_query("start children")?;
-        if self.children.len() >= self.limits.max_children {
-            let max = self.limits.max_children as u64;
-            return Err(self.stop(WorkflowError::quota(
-                "max_children_per_activation",
-                max + 1,
-                max,
-            )));
-        }
+        let max = self.limits.max_children;
+        self.within("max_children_per_activation", self.children.len() + 1, max)?;
         self.check_name(&child.workflow_id)?;
         self.check_name(&child.workflow_type)?;
         if let Some(step) = &child.on_completed {
             self.check_name(step)?;
         }
-        if child.input.len() > self.limits.max_value_bytes {
-            return Err(self.stop(WorkflowError::quota(
-                "max_value_bytes",
-                child.input.len() as u64,
-                self.limits.max_value_bytes as u64,
-            )));
-        }
+        self.within(
+            "max_value_bytes",
+            child.input.len(),
+            self.limits.max_value_bytes,
+        )?;
         let result = self.start_child_checked(child).await;
         self.service_result(result)
     }
@@ -575,22 +548,14 @@ impl host::Host for ActivationState {
         payload: String,
     ) -> WasmResult<Result<(), wit::Error>> {
         self.refuse_in_query("send events")?;
-        if self.sent.len() >= self.limits.max_events_sent {
-            let max = self.limits.max_events_sent as u64;
-            return Err(self.stop(WorkflowError::quota(
-                "max_events_per_activation",
-                max + 1,
-                max,
-            )));
-        }
+        let max = self.limits.max_events_sent;
+        self.within("max_events_per_activation", self.sent.len() + 1, max)?;
         self.check_name(&event)?;
-        if payload.len() > self.limits.max_value_bytes {
-            return Err(self.stop(WorkflowError::quota(
-                "max_value_bytes",
-                payload.len() as u64,
-                self.limits.max_value_bytes as u64,
-            )));
-        }
+        self.within(
+            "max_value_bytes",
+            payload.len(),
+            self.limits.max_value_bytes,
+        )?;
         let result = self.send_to_parent_checked(event, payload).await;
         self.service_result(result)
     }
