@@ -550,3 +550,23 @@ async fn a_describe_over_its_bounds_is_rejected_quickly() {
     counts(&host, good, 20).await;
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_durations_in_directives_fail_the_run_naming_the_field() {
+    let sandbox = TestBed::new(&["rogue"]);
+    let host = sandbox.host().await;
+    for (workflow_type, field) in [
+        ("EndlessWait", "the wait's timeout_ms"),
+        ("ZeroSleep", "the sleep's duration_ms"),
+    ] {
+        let run = start(&host, workflow_type, json!({})).await;
+        let done = finish(&host, run, LIMIT).await;
+        assert_eq!(done.status, RunStatus::Failed, "{workflow_type}");
+        let error = done.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::InvalidPayload, "{error}");
+        assert!(error.message.contains(field), "{error}");
+        // Nothing overflowed into storage: no timer was set.
+        assert!(done.timer.is_none());
+    }
+    host.shutdown().await;
+}

@@ -76,3 +76,7 @@ pub const METRICS_OVERFLOW_LABEL: &str = "_other";
 /// The longest workflow timeout a run may ask for (ten years); also the
 /// bound of `timeout_ms` in the API. Shorter than 1 ms is refused too.
 pub const MAX_WORKFLOW_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// The longest activation deadline: the `step_timeout` setting and a
+/// handler's own `timeout` in `describe` are 1 ms to this.
+pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);

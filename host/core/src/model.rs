@@ -337,6 +337,18 @@ impl WorkflowTypeSpec {
                     self.name, h.kind, h.name
                 ));
             }
+            if let Some(timeout) = h.timeout
+                && (timeout.is_zero() || timeout > crate::limits::MAX_STEP_TIMEOUT)
+            {
+                return Err(format!(
+                    "{} `{}` of workflow type `{}` has a timeout of {} ms; handler timeouts are 1 ms to {} ms",
+                    h.kind,
+                    h.name,
+                    self.name,
+                    timeout.as_millis(),
+                    crate::limits::MAX_STEP_TIMEOUT.as_millis()
+                ));
+            }
             if h.kind == HandlerKind::Step && h.params.len() > 1 {
                 return Err(format!(
                     "step `{}` of workflow type `{}` takes {} parameters; steps take at most one",
@@ -624,6 +636,21 @@ pub fn check_id(field: &str, value: &str) -> Result<(), WorkflowError> {
     Ok(())
 }
 
+/// A duration a guest or a client asks for, in milliseconds (`field` names
+/// it): 1 ms to `max`. Zero and absurd values (`u64::MAX`) are refused with
+/// `InvalidPayload`, so a due time is never stored overflowed or negative.
+pub fn check_duration(field: &str, ms: u64, max: Duration) -> Result<Duration, WorkflowError> {
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    if ms == 0 || ms > max_ms {
+        return Err(WorkflowError::new(
+            ErrorKind::InvalidPayload,
+            format!("`{field}` must be 1 to {max_ms} ms, not {ms}"),
+        )
+        .with_details(serde_json::json!({"field": field, "value": ms, "max": max_ms})));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,6 +669,37 @@ mod tests {
                 .collect(),
             timeout: None,
         }
+    }
+
+    #[test]
+    fn durations_are_one_ms_to_their_bound() {
+        let max = Duration::from_secs(10);
+        assert_eq!(
+            check_duration("timeout_ms", 250, max),
+            Ok(Duration::from_millis(250))
+        );
+        for bad in [0, 10_001, u64::MAX] {
+            let err = check_duration("timeout_ms", bad, max).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidPayload);
+            assert!(
+                err.message.contains("`timeout_ms` must be 1 to 10000 ms"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_handler_timeout_in_describe_is_bounded() {
+        let mut spec = WorkflowTypeSpec {
+            name: "Slow".into(),
+            handlers: vec![handler(HandlerKind::Start, "s", &[])],
+        };
+        spec.handlers[0].timeout = Some(Duration::from_secs(25 * 3600));
+        assert!(spec.validate().unwrap_err().contains("timeout"));
+        spec.handlers[0].timeout = Some(Duration::ZERO);
+        assert!(spec.validate().unwrap_err().contains("timeout"));
+        spec.handlers[0].timeout = Some(Duration::from_secs(30));
+        assert_eq!(spec.validate(), Ok(()));
     }
 
     #[test]

@@ -153,7 +153,7 @@ impl HostBuilder {
             "step_timeout",
             self.step_timeout,
             Duration::from_millis(1),
-            Duration::from_secs(24 * 3600),
+            defaults::MAX_STEP_TIMEOUT,
             "",
         )?;
         range(

@@ -53,9 +53,10 @@ use wasmflow_core::activation::{
     ActivationOutcome, ActivationRequest, BoxFuture, CompiledComponent, ComponentVersion,
     LoadError, LogLevel, RunIdentity, Sandbox,
 };
+use wasmflow_core::limits::MAX_WORKFLOW_TIMEOUT;
 use wasmflow_core::model::{
-    Directive, HandlerSpec, ParamSpec, RunId, WorkflowTypeSpec, guest_json, json_value, parse_json,
-    shorten,
+    Directive, HandlerSpec, ParamSpec, RunId, WorkflowTypeSpec, check_duration, guest_json,
+    json_value, parse_json, shorten,
 };
 use wasmflow_core::schema::ParamSchema;
 use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
@@ -597,14 +598,21 @@ fn directive_from_wit(
                 check_name(step, config)?;
             }
             Directive::Wait {
-                timeout: spec.timeout_ms.map(Duration::from_millis),
+                timeout: spec
+                    .timeout_ms
+                    .map(|ms| check_duration("the wait's timeout_ms", ms, MAX_WORKFLOW_TIMEOUT))
+                    .transpose()?,
                 on_timeout: spec.on_timeout,
             }
         }
         wit::Directive::Sleep(spec) => {
             check_name(&spec.step, config)?;
             Directive::Sleep {
-                duration: Duration::from_millis(spec.duration_ms),
+                duration: check_duration(
+                    "the sleep's duration_ms",
+                    spec.duration_ms,
+                    MAX_WORKFLOW_TIMEOUT,
+                )?,
                 step: spec.step,
             }
         }

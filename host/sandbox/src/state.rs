@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result as WasmResult};
@@ -360,6 +360,16 @@ impl ActivationState {
     ) -> Result<wit::ChildHandle, ServiceError> {
         // The same charset rule as the door's (a catchable error here).
         wasmflow_core::model::check_id("workflow id", &child.workflow_id)?;
+        let timeout = child
+            .timeout_ms
+            .map(|ms| {
+                wasmflow_core::model::check_duration(
+                    "the child's timeout_ms",
+                    ms,
+                    wasmflow_core::limits::MAX_WORKFLOW_TIMEOUT,
+                )
+            })
+            .transpose()?;
         let what = format!("the input of child `{}`", shorten(&child.workflow_id));
         let input_json = wasmflow_core::model::parse_json(&child.input, &what)?;
         let input: serde_json::Value = serde_json::from_str(input_json.get())
@@ -421,7 +431,7 @@ impl ActivationState {
                     version,
                     input: input_json,
                     start_handler,
-                    timeout: child.timeout_ms.map(Duration::from_millis),
+                    timeout,
                     on_completed: child.on_completed,
                     close_policy: crate::close_policy_from_wit(child.close_policy),
                 });

@@ -1,6 +1,7 @@
 //! Test guest written against the WIT world directly: it returns what the
 //! SDK cannot, names far beyond the host's bounds. `HugeStep` steps to a
-//! step named with 10 MiB; `HugeWait` waits with a 10 MiB `on_timeout`.
+//! step named with 10 MiB; `HugeWait` waits with a 10 MiB `on_timeout`;
+//! `EndlessWait` waits `u64::MAX` ms; `ZeroSleep` sleeps 0 ms.
 //! Used by `tests/hostile.rs`.
 
 wit_bindgen::generate!({
@@ -10,7 +11,7 @@ wit_bindgen::generate!({
 
 use exports::wasmflow::workflow::guest::Guest;
 use wasmflow::workflow::types::{
-    Activation, Directive, Error, HandlerInfo, HandlerKind, WaitSpec, WorkflowTypeInfo,
+    Activation, Directive, Error, HandlerInfo, HandlerKind, SleepSpec, WaitSpec, WorkflowTypeInfo,
 };
 
 struct Rogue;
@@ -26,7 +27,7 @@ fn handler(name: &str, kind: HandlerKind) -> HandlerInfo {
 
 impl Guest for Rogue {
     fn describe() -> Vec<WorkflowTypeInfo> {
-        ["HugeStep", "HugeWait"]
+        ["HugeStep", "HugeWait", "EndlessWait", "ZeroSleep"]
             .into_iter()
             .map(|name| WorkflowTypeInfo {
                 name: name.into(),
@@ -42,6 +43,14 @@ impl Guest for Rogue {
         let huge = "s".repeat(10 << 20);
         Ok(match activation.workflow_type.as_str() {
             "HugeStep" => Directive::Step(huge),
+            "EndlessWait" => Directive::Wait(WaitSpec {
+                timeout_ms: Some(u64::MAX),
+                on_timeout: Some("later".into()),
+            }),
+            "ZeroSleep" => Directive::Sleep(SleepSpec {
+                duration_ms: 0,
+                step: "later".into(),
+            }),
             _ => Directive::Wait(WaitSpec {
                 timeout_ms: Some(1_000),
                 on_timeout: Some(huge),
