@@ -13,6 +13,7 @@
 mod testbed;
 
 mod bad_input;
+mod chaos;
 mod children;
 mod cli;
 mod events;
@@ -20,3 +21,4 @@ mod foundation;
 mod hostile;
 mod plugins;
 mod service;
+mod tasks;

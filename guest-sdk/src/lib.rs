@@ -47,6 +47,7 @@
 mod context;
 mod directive;
 mod error;
+mod task;
 
 #[doc(hidden)]
 pub mod rt;
@@ -77,13 +78,14 @@ pub use error::{Error, ErrorKind, Result};
 /// checks payloads against: `#[derive(JsonSchema)]` with
 /// `#[schemars(crate = "wasmflow::schemars")]`, or depend on `schemars` 1.
 pub use schemars;
+pub use task::{Attempt, RetryPolicy};
 pub use wasmflow_macros::{event, query, start, step, workflow};
 
 /// Everything a workflow module needs: `use wasmflow::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        ChildHandle, ChildOutcome, ChildStatus, ClosePolicy, Context, Directive, Error, ErrorKind,
-        Result, StartOptions, event, query, start, step,
+        Attempt, ChildHandle, ChildOutcome, ChildStatus, ClosePolicy, Context, Directive, Error,
+        ErrorKind, Result, RetryPolicy, StartOptions, event, query, start, step,
     };
     pub use std::time::Duration;
 }

@@ -118,7 +118,18 @@ fn guest_packages(root: &Path) -> Result<Vec<GuestPackage>> {
         };
         let manifest = Path::new(manifest);
         let example = manifest.starts_with(&examples);
-        if example || manifest.starts_with(&tests) {
+        // A guest is a component: a `cdylib` (the examples directory also
+        // holds the demo's payments service, a host program).
+        let component = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["crate_types"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c == "cdylib"))
+            });
+        if component && (example || manifest.starts_with(&tests)) {
             guests.push(GuestPackage {
                 name: name.to_owned(),
                 example,

@@ -60,20 +60,57 @@ fn guests() -> Result<()> {
 
 fn demo() -> Result<()> {
     let guests = build_guests()?;
-    run(cargo().args(["build", "--release", "--quiet", "--package", "wasmflow-cli"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "wasmflow-cli",
+        "--package",
+        "payments-service",
+    ]))?;
     let root = workspace_root();
+    let release = root.join("target").join("release");
     let dir = root.join("target").join("demo");
     std::fs::create_dir_all(&dir).context("cannot create target/demo")?;
     let db = dir.join("wasmflow.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let wasmflow = root.join("target").join("release").join("wasmflow");
-    let input = r#"{"order_id":"abc","amount":42.5}"#;
+
+    // The payments service charge_card calls, on loopback, with a token the
+    // host substitutes into the request (the plugin never sees it).
+    let token = format!("demo-{}", std::process::id());
+    let payments = Payments::start(&release.join("payments-service"), &token)?;
+    let config = dir.join("wasmflow.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# The demo's grants: order-payment.wasm may POST to the payments service,\n\
+             # with the payments_token secret substituted into its Authorization header.\n\
+             [secrets]\n\
+             payments_token = {{ env = \"PAYMENTS_TOKEN\" }}\n\n\
+             [[grants]]\n\
+             plugin = \"order-payment.wasm\"\n\
+             [[grants.http]]\n\
+             url = \"{url}\"\n\
+             methods = [\"POST\"]\n\
+             secrets = [\"payments_token\"]\n",
+            url = payments.url
+        ),
+    )
+    .context("cannot write the demo's config file")?;
+
+    let wasmflow = release.join("wasmflow");
+    let input = format!(
+        r#"{{"order_id":"abc","amount":42.5,"payments_url":"{}"}}"#,
+        payments.url
+    );
     println!(
-        "$ wasmflow run --plugins {} --db {} Order --id order-abc --input '{input}' --event start_payment",
+        "$ wasmflow run --plugins {} --db {} --config {} Order --id order-abc --input '{input}' --event start_payment",
         guests.examples.display(),
-        db.display()
+        db.display(),
+        config.display(),
     );
     let output = Command::new(&wasmflow)
         .arg("run")
@@ -81,7 +118,10 @@ fn demo() -> Result<()> {
         .arg(&guests.examples)
         .arg("--db")
         .arg(&db)
-        .args(["Order", "--id", "order-abc", "--input", input])
+        .arg("--config")
+        .arg(&config)
+        .env("PAYMENTS_TOKEN", &token)
+        .args(["Order", "--id", "order-abc", "--input", &input])
         .args(["--event", "start_payment"])
         .output()
         .with_context(|| format!("cannot run {}", wasmflow.display()))?;
@@ -99,7 +139,54 @@ fn demo() -> Result<()> {
             None => eprintln!("{line}"),
         }
     }
+    let stats: serde_json::Value = ureq::get(format!("{}/stats", payments.url))
+        .call()
+        .context("cannot ask the payments service for its stats")?
+        .body_mut()
+        .read_json()
+        .context("the payments service's stats are not JSON")?;
+    println!(
+        "payments service: {} charge(s) applied, {} request(s) received",
+        stats["charges"], stats["requests"]
+    );
     Ok(())
+}
+
+/// The demo's payments service, stopped when dropped.
+struct Payments {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Payments {
+    fn start(binary: &std::path::Path, token: &str) -> Result<Payments> {
+        use std::io::BufRead;
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0", "--token", token])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .context("the payments service did not start")?;
+        let url = line.trim().strip_prefix("listening on ").map(str::to_owned);
+        match url {
+            Some(url) => Ok(Payments { child, url }),
+            None => {
+                let _ = child.kill();
+                bail!("the payments service printed `{}`", line.trim())
+            }
+        }
+    }
+}
+
+impl Drop for Payments {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn test(extra: &[String]) -> Result<()> {

@@ -19,6 +19,7 @@
 //! | `GET /v1/workflows/{id}/history` | [`RunQuery`] | [`HistoryView`] |
 //! | `GET /v1/workflows/{id}/tree` | | [`TreeView`] |
 //! | `POST /v1/workflows/{id}/cancel`, `.../terminate` | [`CancelRequest`] | [`RunView`] |
+//! | `POST /v1/workflows/{id}/retry` | [`RetryRequest`] | [`RunView`] |
 //! | `POST /v1/workflows/{id}/queries/{name}` | [`QueryRequest`] | [`QueryAnswer`] |
 //! | `GET /v1/types` | | [`TypesView`] |
 //! | `POST /v1/types/{type}/upgrade` | | [`UpgradeView`] |
@@ -323,6 +324,19 @@ pub struct CancelRequest {
 
 /// `POST /v1/workflows/{id}/terminate` takes the same body as cancel.
 pub type TerminateRequest = CancelRequest;
+
+/// `POST /v1/workflows/{id}/retry`; an empty body is `{}`. Resumes the
+/// latest run of the workflow id, which failed: its failed activation is
+/// executed again from its last committed state. Answers the run
+/// ([`RunView`]) as it is then.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// Execute it on the version the plugins provide now, if the run passes
+    /// the upgrade check there (default: on its pinned version).
+    #[serde(default)]
+    pub upgrade: bool,
+}
 
 /// `POST /v1/workflows/{id}/queries/{name}`; an empty body is `{}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use wasmflow_api::{
     CancelRequest, ErrorBody, EventAccepted, HistoryView, MAX_WAIT_MS, OnConflict, QueryAnswer,
-    QueryRequest, ResultView, RunError, RunList, RunStatus, RunView, SendEvent, StartRequest,
-    Started, TreeView, TypesView,
+    QueryRequest, ResultView, RetryRequest, RunError, RunList, RunStatus, RunView, SendEvent,
+    StartRequest, Started, TreeView, TypesView,
 };
 
 /// Where the host is and how to talk to it.
@@ -125,6 +125,22 @@ pub enum Request {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+    },
+    /// Resume a failed run: execute its failed activation again (tasks it
+    /// completed keep their outcomes), on its pinned version or, with
+    /// `--upgrade`, on the newest version that passes the upgrade check.
+    /// `--all-failed --type T` retries every failed run of type T.
+    Retry {
+        /// The workflow id (omit with `--all-failed`).
+        #[arg(required_unless_present = "all_failed")]
+        id: Option<String>,
+        #[arg(long)]
+        upgrade: bool,
+        /// Every failed run of `--type`.
+        #[arg(long, requires = "workflow_type", conflicts_with = "id")]
+        all_failed: bool,
+        #[arg(long = "type")]
+        workflow_type: Option<String>,
     },
     /// Run a query handler of the latest run of a workflow id.
     Query {
@@ -524,6 +540,18 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
         }
         Request::Cancel { id, reason } => end(&client, "cancel", &id, reason, json_out),
         Request::Terminate { id, reason } => end(&client, "terminate", &id, reason, json_out),
+        Request::Retry {
+            id,
+            upgrade,
+            all_failed,
+            workflow_type,
+        } => retry(
+            &client,
+            id,
+            upgrade,
+            all_failed.then_some(workflow_type).flatten(),
+            json_out,
+        ),
         Request::Query { id, name, args } => {
             let body = QueryRequest {
                 args: args.map(|a| json_arg(&a, "--args")).transpose()?,
@@ -539,6 +567,68 @@ pub fn run(conn: Connection, request: Request) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Retry one failed run, or every failed run of a type.
+fn retry(
+    client: &Client,
+    id: Option<String>,
+    upgrade: bool,
+    all_of_type: Option<String>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    let body = RetryRequest { upgrade };
+    let ids = match (id, all_of_type) {
+        (Some(id), _) => vec![id],
+        (None, Some(workflow_type)) => {
+            // Every failed run of the type, page by page, before any moves.
+            let mut ids = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut path = format!(
+                    "/v1/workflows?type={}&status=failed&limit=1000",
+                    encode(&workflow_type)
+                );
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={}", encode(c)));
+                }
+                let page: RunList = accepted!(client.get(&path));
+                ids.extend(page.runs.into_iter().map(|r| r.workflow_id));
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            ids
+        }
+        (None, None) => anyhow::bail!("name a workflow id, or --all-failed --type T"),
+    };
+    let mut failed = 0;
+    for id in &ids {
+        let path = format!("/v1/workflows/{}/retry", encode(id));
+        match client.post::<RunView>(&path, &body)? {
+            Ok(run) if json_out => print_json(&run)?,
+            Ok(run) => println!(
+                "{} retried: run {} is {} on version {}",
+                run.workflow_id,
+                run.run_id,
+                run.status,
+                wasmflow_host::short_version(&run.version)
+            ),
+            Err(refused) => {
+                failed += 1;
+                eprintln!("{id}: {} (HTTP {})", refused.error, refused.status);
+            }
+        }
+    }
+    if ids.is_empty() {
+        eprintln!("no failed runs to retry");
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn end(

@@ -148,6 +148,10 @@ struct HostArgs {
     /// Deadline of a plugin's `describe` when it loads, e.g. `5s`.
     #[arg(long, value_parser = humantime::parse_duration)]
     describe_timeout: Option<Duration>,
+    /// The operator's config file (TOML): what plugins may reach (outbound
+    /// HTTP grants), the secrets the host substitutes, outbound limits.
+    #[arg(long, env = "WASMFLOW_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 fn parse_plugin_memory(text: &str) -> Result<(String, usize), String> {
@@ -161,8 +165,11 @@ fn parse_plugin_memory(text: &str) -> Result<(String, usize), String> {
 }
 
 impl HostArgs {
-    fn builder(&self) -> HostBuilder {
+    fn builder(&self) -> anyhow::Result<HostBuilder> {
         let mut b = HostBuilder::new(&self.db).plugins(&self.plugins.plugins);
+        if let Some(path) = &self.config {
+            b = b.config(wasmflow_host::Config::load(path)?);
+        }
         if let Some(t) = self.step_timeout {
             b = b.step_timeout(t);
         }
@@ -196,7 +203,7 @@ impl HostArgs {
         if let Some(t) = self.describe_timeout {
             b = b.describe_timeout(t);
         }
-        b
+        Ok(b)
     }
 }
 
@@ -305,7 +312,7 @@ async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Result<ExitCod
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let host = Arc::new(args.host.builder().start().await?);
+    let host = Arc::new(args.host.builder()?.start().await?);
     let plugins = host.plugins();
     tracing::info!(
         plugins = %args.host.plugins.plugins.display(),
@@ -385,7 +392,7 @@ async fn upgrade(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let host = args.host.builder().start().await?;
+    let host = args.host.builder()?.start().await?;
     for rejected in host.plugins().rejected() {
         eprintln!(
             "warning: plugin `{}` rejected: {}",

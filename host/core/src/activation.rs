@@ -26,6 +26,8 @@ use std::time::Duration;
 use wasmflow_protocol::HandlerKind;
 
 use crate::error::WorkflowError;
+use crate::grant::Grants;
+use crate::journal::{Journal, JournalEntry};
 use crate::model::{ChildStart, Directive, Json, RunId, SentEvent, WorkflowTypeSpec};
 
 /// A run's committed store: key → JSON value.
@@ -121,6 +123,17 @@ pub trait HostServices: Send + Sync + 'static {
         event: &'a str,
         payload: &'a serde_json::Value,
     ) -> BoxFuture<'a, Result<(), ServiceError>>;
+
+    /// Append `entries` to the journal of run `run_id`'s current activation,
+    /// durably, if the run is still running at sequence number `sequence`
+    /// (SPEC 8: a task's outcome is recorded before the handler goes on).
+    /// A run that moved on is a host fault: the activation is abandoned.
+    fn record(
+        &self,
+        run_id: RunId,
+        sequence: u64,
+        entries: Vec<JournalEntry>,
+    ) -> BoxFuture<'_, Result<(), ServiceError>>;
 }
 
 /// A line the guest logged (through `log`, or on stdout/stderr).
@@ -222,6 +235,10 @@ pub struct ActivationRequest {
     /// Its size (see [`entry_bytes`]), for the `max_store_bytes` quota.
     pub store_bytes: usize,
     pub timeout: Duration,
+    /// What earlier executions of this activation recorded.
+    pub journal: Arc<Journal>,
+    /// What the run may reach outside itself.
+    pub grants: Arc<Grants>,
 }
 
 /// What an activation did. Nothing of it is visible until the engine
@@ -239,6 +256,10 @@ pub struct ActivationOutcome {
     /// The host could not serve the activation (not the guest's fault):
     /// nothing of it may be committed; it runs again.
     pub host_fault: Option<HostFault>,
+    /// A task's retry delay is longer than the step timeout allows: the
+    /// activation stopped, and is to be executed again at this time. Only
+    /// its journal (already recorded) is kept.
+    pub retry_at_ms: Option<u64>,
 }
 
 impl ActivationOutcome {
@@ -252,6 +273,7 @@ impl ActivationOutcome {
             logs: Vec::new(),
             duration: Duration::ZERO,
             host_fault: None,
+            retry_at_ms: None,
         }
     }
 }

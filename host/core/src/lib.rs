@@ -54,6 +54,10 @@
 //! - [`activation`]: the interface of the sandbox ([`activation::Sandbox`],
 //!   [`activation::ComponentVersion`], requests and outcomes, and the
 //!   [`activation::HostServices`] an activation may call);
+//! - [`journal`]: what an activation records (task attempts, `now`,
+//!   `random`, `uuid4`) so that executing it again gets the same answers;
+//! - [`grant`]: what an operator lets a plugin reach (outbound HTTP
+//!   targets, secrets) and the checks over it;
 //! - [`error`]: [`WorkflowError`], the typed error runs fail with;
 //! - [`limits`]: the default of every setting and quota.
 //!
@@ -61,6 +65,8 @@
 
 pub mod activation;
 pub mod error;
+pub mod grant;
+pub mod journal;
 pub mod limits;
 pub mod model;
 pub mod plan;
@@ -68,5 +74,5 @@ pub mod schema;
 
 pub use error::WorkflowError;
 pub use wasmflow_protocol::{
-    ChildOutcome, ChildStatus, ClosePolicy, ErrorKind, HandlerKind, RunStatus, payload,
+    ChildOutcome, ChildStatus, ClosePolicy, ErrorKind, HandlerKind, RetryPolicy, RunStatus, payload,
 };

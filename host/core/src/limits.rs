@@ -80,3 +80,17 @@ pub const MAX_WORKFLOW_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3
 /// The longest activation deadline: the `step_timeout` setting and a
 /// handler's own `timeout` in `describe` are 1 ms to this.
 pub const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// An outbound HTTP request's whole time (connect, send, response, body).
+pub const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest response body a task may read.
+pub const MAX_RESPONSE_BYTES: u64 = 1 << 20;
+/// Task attempts one activation may record (every retry of every task).
+pub const MAX_TASK_ATTEMPTS_PER_ACTIVATION: usize = 10_000;
+/// Recorded values (`now`, `random`, `uuid4`) one activation may ask for.
+pub const MAX_VALUES_PER_ACTIVATION: usize = 100_000;
+/// Outbound requests one task attempt may make.
+pub const MAX_REQUESTS_PER_ATTEMPT: usize = 100;
+/// A retry delay is waited inside the activation only if at least this
+/// much of the step timeout is left after it; a longer one parks the run.
+pub const RETRY_IN_ACTIVATION_MARGIN: Duration = Duration::from_millis(500);

@@ -476,6 +476,30 @@ pub enum HistoryEvent {
         due_ms: u64,
         on_timeout: Option<String>,
     },
+    /// One attempt of a task ended and was recorded, before the activation
+    /// went on (SPEC 8).
+    TaskAttempted(crate::journal::TaskAttempt),
+    /// A task's retry delay did not fit the step timeout: the activation
+    /// stopped, and it is executed again at `due_ms`.
+    RetryScheduled {
+        sequence: u64,
+        kind: HandlerKind,
+        handler: String,
+        started_ms: u64,
+        duration_us: u64,
+        due_ms: u64,
+    },
+    /// A task's retry delay passed: the activation is executed again.
+    RetryTimerFired {
+        handler: String,
+    },
+    /// A failed run was resumed: its failed activation is executed again,
+    /// on `to_version` when it was upgraded.
+    RunRetried {
+        handler: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_version: Option<String>,
+    },
     TimerFired {
         on_timeout: Option<String>,
     },
@@ -542,6 +566,10 @@ impl HistoryEvent {
             HistoryEvent::ActivationCompleted { .. } => "activation_completed",
             HistoryEvent::ActivationFailed { .. } => "activation_failed",
             HistoryEvent::TimerSet { .. } => "timer_set",
+            HistoryEvent::TaskAttempted(_) => "task_attempted",
+            HistoryEvent::RetryScheduled { .. } => "retry_scheduled",
+            HistoryEvent::RetryTimerFired { .. } => "retry_timer_fired",
+            HistoryEvent::RunRetried { .. } => "run_retried",
             HistoryEvent::TimerFired { .. } => "timer_fired",
             HistoryEvent::EventReceived { .. } => "event_received",
             HistoryEvent::EventDispatched { .. } => "event_dispatched",

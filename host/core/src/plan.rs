@@ -51,6 +51,10 @@ pub struct Timer {
     /// the timer fires and the run next waits. Always has a step.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sleep: bool,
+    /// A task's retry delay: when due, the run's pending activation (kept
+    /// while it waits) is executed again. Always a sleep, without a step.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
 }
 
 impl Timer {
@@ -72,6 +76,22 @@ pub enum NextState {
     Waiting(Option<Timer>),
     Completed(Json),
     Failed(WorkflowError),
+    /// Parked until a task's retry delay has passed; then `pending`, the
+    /// same activation, is executed again (its journal answers the tasks it
+    /// recorded). Events stay in the inbox meanwhile.
+    Retrying {
+        due_ms: u64,
+        pending: Pending,
+    },
+}
+
+impl NextState {
+    /// Whether the run leaves its activation behind: its journal is dropped.
+    /// A failed activation keeps its journal for `retry`, a retrying one for
+    /// its next execution.
+    pub fn ends_activation(&self) -> bool {
+        !matches!(self, NextState::Failed(_) | NextState::Retrying { .. })
+    }
 }
 
 /// What goes into an inbox.
@@ -137,6 +157,27 @@ pub fn plan(
 ) -> Plan {
     let duration_us = u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX);
     let started_ms = now_ms.saturating_sub(duration_us / 1000);
+    if let Some(due_ms) = outcome.retry_at_ms {
+        // A task's retry delay did not fit the step timeout: nothing of the
+        // activation is kept but its journal; it runs again when due.
+        return Plan {
+            history: vec![HistoryEvent::RetryScheduled {
+                sequence: seq,
+                kind: pending.kind,
+                handler: pending.handler.clone(),
+                started_ms,
+                duration_us,
+                due_ms,
+            }],
+            next: NextState::Retrying {
+                due_ms,
+                pending: pending.clone(),
+            },
+            writes: Default::default(),
+            children: Vec::new(),
+            to_parent: Vec::new(),
+        };
+    }
     let sent = &outcome.sent;
     let checked = outcome.result.and_then(|directive| {
         let next = next_state(spec, &directive, now_ms)?;
@@ -246,7 +287,7 @@ pub fn plan(
             // `run_completed`/`run_failed` are recorded by storage when the
             // run ends (a pending cancel may end it differently).
         }
-        NextState::Running(_) | NextState::Waiting(None) => {}
+        NextState::Running(_) | NextState::Waiting(None) | NextState::Retrying { .. } => {}
     }
     Plan {
         next,
@@ -297,6 +338,7 @@ fn next_state(
                     due_ms: due(now_ms, *timeout),
                     on_timeout: step.clone(),
                     sleep: false,
+                    retry: false,
                 }))
             }
             (None, Some(step)) => {
@@ -312,6 +354,7 @@ fn next_state(
                 due_ms: due(now_ms, *duration),
                 on_timeout: Some(step.clone()),
                 sleep: true,
+                retry: false,
             }))
         }
         Directive::Complete(result) => NextState::Completed(result.clone()),
@@ -500,7 +543,7 @@ mod tests {
         let plan = run(outcome(Ok(wait)), 0, 1_000);
         assert!(matches!(
             &plan.next,
-            NextState::Waiting(Some(Timer { due_ms: 1_250, on_timeout: Some(step), sleep: false }))
+            NextState::Waiting(Some(Timer { due_ms: 1_250, on_timeout: Some(step), sleep: false, retry: false }))
                 if step == "greet"
         ));
         assert_eq!(kinds(&plan), ["activation_completed", "timer_set"]);
@@ -525,7 +568,8 @@ mod tests {
                 NextState::Waiting(Some(Timer {
                     due_ms: 1_250,
                     on_timeout: None,
-                    sleep: false
+                    sleep: false,
+                    retry: false
                 }))
             ),
             "{:?}",
@@ -549,7 +593,7 @@ mod tests {
         let plan = run(outcome(Ok(sleep)), 0, 1_000);
         assert!(matches!(
             &plan.next,
-            NextState::Waiting(Some(Timer { due_ms: 1_500, on_timeout: Some(step), sleep: true }))
+            NextState::Waiting(Some(Timer { due_ms: 1_500, on_timeout: Some(step), sleep: true, retry: false }))
                 if step == "greet"
         ));
         assert_eq!(kinds(&plan), ["activation_completed", "timer_set"]);

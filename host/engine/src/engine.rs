@@ -30,10 +30,12 @@ use wasmflow_core::activation::{
     ComponentVersion, HostServices, ParentIdentity, RunIdentity, Sandbox, ServiceError, StoreMap,
     entry_bytes,
 };
+use wasmflow_core::grant::{GrantTable, Grants};
+use wasmflow_core::journal::{Journal, JournalEntry};
 use wasmflow_core::model::{HistoryEvent, Pending, RunId, WorkflowTypeSpec, json_null, now_ms};
 use wasmflow_core::plan::{NewRun, NextState, Timer, plan};
 use wasmflow_core::{ErrorKind, HandlerKind, RunStatus, WorkflowError};
-use wasmflow_storage::{CommitOutcome, Effects, RunRecord, StateCommit, Storage};
+use wasmflow_storage::{CommitOutcome, Effects, Resume, RunRecord, StateCommit, Storage};
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -50,6 +52,8 @@ pub struct EngineConfig {
     pub step_timeout: Duration,
     /// History entries a run may have.
     pub max_history_len: u64,
+    /// What plugins may reach (outbound HTTP, secrets).
+    pub grants: GrantTable,
 }
 
 /// The scheduling core behind a [`crate::Host`].
@@ -61,6 +65,9 @@ pub(crate) struct Engine {
     plugin_memory: HashMap<String, usize>,
     step_timeout: Duration,
     max_history_len: u64,
+    grants: GrantTable,
+    /// The plugin file each loaded version came from, for its grants.
+    version_files: Mutex<HashMap<String, Option<String>>>,
     metrics: Metrics,
     /// Runs with a driver; `true` when it should look at the run again.
     drivers: Mutex<HashMap<RunId, Driver>>,
@@ -91,6 +98,8 @@ impl Engine {
             plugin_memory: config.plugin_memory,
             step_timeout: config.step_timeout,
             max_history_len: config.max_history_len,
+            grants: config.grants,
+            version_files: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             drivers: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
@@ -131,6 +140,14 @@ impl Engine {
             arm_deadline(self, seed.run_id, due_ms);
         }
         wake(self, seed.run_id, Some(seed));
+    }
+
+    /// Drive a failed run that was just made running again.
+    pub(crate) fn retried(self: &Arc<Self>, run_id: RunId, deadline_ms: Option<u64>) {
+        if let Some(due_ms) = deadline_ms {
+            arm_deadline(self, run_id, due_ms);
+        }
+        wake(self, run_id, None);
     }
 
     /// Act on what a write did to other runs.
@@ -216,6 +233,9 @@ impl Engine {
                 versions.insert(component.hash.clone(), component.clone());
             }
             let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            if let Ok(mut files) = self.version_files.lock() {
+                files.insert(component.hash.clone(), name.clone());
+            }
             self.storage
                 .save_component(&component.hash, name, bytes, now_ms())
                 .await?;
@@ -236,7 +256,12 @@ impl Engine {
                 .ok_or_else(|| Error::VersionMissing {
                     version: version.to_owned(),
                 })?;
-        let memory = file.and_then(|f| self.plugin_memory.get(&f).copied());
+        let memory = file
+            .as_ref()
+            .and_then(|f| self.plugin_memory.get(f).copied());
+        if let Ok(mut files) = self.version_files.lock() {
+            files.insert(version.to_owned(), file);
+        }
         let component = self
             .sandbox
             .load(bytes.into(), memory)
@@ -254,6 +279,17 @@ impl Engine {
         Ok(component)
     }
 
+    /// What runs of `workflow_type` at `version` may reach.
+    pub(crate) fn grants(&self, version: &str, workflow_type: &str) -> Arc<Grants> {
+        let file = self
+            .version_files
+            .lock()
+            .ok()
+            .and_then(|files| files.get(version).cloned())
+            .flatten();
+        self.grants.for_run(file.as_deref(), workflow_type)
+    }
+
     /// Load what a driver needs for a running run; `None` if it is not
     /// running.
     pub(crate) async fn load_live(&self, run_id: RunId) -> Result<Option<LiveRun>> {
@@ -269,6 +305,8 @@ impl Engine {
         let store = self.storage.store(run_id).await?;
         let store_bytes = store.iter().map(|(k, v)| entry_bytes(k, v)).sum();
         let history_len = self.storage.history_len(run_id).await?;
+        let journal = Arc::new(self.storage.journal(run_id).await?);
+        let grants = self.grants(&record.version, &record.workflow_type);
         Ok(Some(LiveRun {
             run_id,
             identity: Arc::new(identity),
@@ -279,6 +317,8 @@ impl Engine {
             store: Arc::new(store),
             store_bytes,
             history_len,
+            journal,
+            grants,
         }))
     }
 
@@ -360,6 +400,11 @@ pub(crate) struct LiveRun {
     /// History entries so far (those this host wrote or loaded), for the
     /// `max_history_len` quota.
     pub history_len: u64,
+    /// The pending activation's journal: what its earlier executions
+    /// recorded.
+    pub journal: Arc<Journal>,
+    /// What the run may reach.
+    pub grants: Arc<Grants>,
 }
 
 /// The driver of one run in this host.
@@ -512,6 +557,8 @@ async fn run_until_parked(
                     store: live.store.clone(),
                     store_bytes: live.store_bytes,
                     timeout: h.timeout.unwrap_or(inner.step_timeout),
+                    journal: live.journal.clone(),
+                    grants: live.grants.clone(),
                 };
                 tokio::select! {
                     _ = abort.cancelled() => return Parked::Done,
@@ -532,7 +579,9 @@ async fn run_until_parked(
             if pause(inner).await.is_err() {
                 return Parked::Done;
             }
-            continue;
+            // It may have recorded tasks before the fault: start over from
+            // storage.
+            return Parked::Reload;
         }
         let at_ms = now_ms();
         let plan = plan(
@@ -584,17 +633,26 @@ async fn run_until_parked(
                     run_id = %live.run_id, %workflow_id, %holder,
                     "child workflow id taken; re-executing"
                 );
+                // With what it recorded meanwhile.
+                match inner.storage.journal(live.run_id).await {
+                    Ok(journal) => live.journal = Arc::new(journal),
+                    Err(_) => return Parked::Reload,
+                }
                 continue;
             }
             Err(e) => {
-                // Nothing was committed: execute the activation again later.
+                // Nothing was committed: execute the activation again later,
+                // with what it recorded.
                 tracing::error!(run_id = %live.run_id, error = %e, "commit failed; retrying");
                 if pause(inner).await.is_err() {
                     return Parked::Done;
                 }
-                continue;
+                return Parked::Reload;
             }
         };
+        if plan.next.ends_activation() {
+            live.journal = Arc::default();
+        }
         live.seq = seq;
         // Its own entries, and the received + dispatched pair of an event
         // handed over as it parked.
@@ -622,8 +680,20 @@ async fn run_until_parked(
         match next {
             Some(pending) => live.pending = pending,
             None => {
-                if let NextState::Waiting(Some(timer)) = plan.next {
-                    arm_timer(inner, live.run_id, live.seq, timer);
+                match plan.next {
+                    NextState::Waiting(Some(timer)) => {
+                        arm_timer(inner, live.run_id, live.seq, timer)
+                    }
+                    NextState::Retrying { due_ms, .. } => {
+                        let timer = Timer {
+                            due_ms,
+                            on_timeout: None,
+                            sleep: true,
+                            retry: true,
+                        };
+                        arm_timer(inner, live.run_id, live.seq, timer);
+                    }
+                    _ => {}
                 }
                 return Parked::Done;
             }
@@ -670,6 +740,7 @@ fn start_child(inner: &Arc<Engine>, parent: &LiveRun, child: NewRun) {
         wake(inner, child.run_id, None);
         return;
     };
+    let grants = inner.grants(&child.version, &child.workflow_type);
     let seed = LiveRun {
         run_id: child.run_id,
         identity: Arc::new(RunIdentity {
@@ -691,6 +762,8 @@ fn start_child(inner: &Arc<Engine>, parent: &LiveRun, child: NewRun) {
         store: Arc::default(),
         store_bytes: 0,
         history_len: 1,
+        journal: Arc::default(),
+        grants,
     };
     wake(inner, seed.run_id, Some(seed));
 }
@@ -705,6 +778,19 @@ pub(crate) fn arm_timer(inner: &Arc<Engine>, run_id: RunId, seq: u64, timer: Tim
         tokio::select! {
             _ = inner.shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
+        }
+        if timer.retry {
+            // A task's retry is due: the kept activation runs again.
+            match inner
+                .storage
+                .reexecute(run_id, Resume::RetryDue { seq }, now_ms())
+                .await
+            {
+                Ok(Ok(_)) => wake(&inner, run_id, None),
+                Ok(Err(_)) => {}
+                Err(e) => tracing::error!(%run_id, error = %e, "a task's retry could not fire"),
+            }
+            return;
         }
         let next = match &timer.on_timeout {
             Some(step) => NextState::Running(Pending {
@@ -827,6 +913,25 @@ impl HostServices for Engine {
             })?;
             handler.check_payload(payload)?;
             Ok(())
+        })
+    }
+
+    fn record(
+        &self,
+        run_id: RunId,
+        sequence: u64,
+        entries: Vec<JournalEntry>,
+    ) -> BoxFuture<'_, std::result::Result<(), ServiceError>> {
+        Box::pin(async move {
+            match self
+                .storage
+                .record(run_id, sequence, entries, now_ms())
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(ServiceError::host(Error::RunMovedOn { run_id })),
+                Err(e) => Err(ServiceError::host(e)),
+            }
         })
     }
 }

@@ -70,6 +70,13 @@ pub enum Error {
     Storage(#[from] StorageError),
     #[error("the host is shutting down")]
     ShuttingDown,
+    /// A run changed while one of its activations was executing (ended,
+    /// or driven by another host): what the activation did is dropped.
+    #[error("run `{run_id}` moved on while its activation was executing")]
+    RunMovedOn { run_id: RunId },
+    /// `retry` of a run that cannot be retried.
+    #[error(transparent)]
+    NotRetryable(#[from] wasmflow_storage::NotRetryable),
     /// A thread panicked while holding a lock of the host's.
     #[error("{what} is unusable: a thread panicked while changing it")]
     Poisoned { what: &'static str },

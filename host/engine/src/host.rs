@@ -222,6 +222,8 @@ impl Host {
             store: Arc::default(),
             store_bytes: 0,
             history_len: 1,
+            journal: Arc::default(),
+            grants: self.engine.grants(&entry.component.hash, workflow_type),
         };
         self.engine.drive_new(live, deadline_ms);
         self.engine.metrics().run_started(workflow_type);
@@ -362,6 +364,47 @@ impl Host {
         .await
     }
 
+    /// Resume the latest run of `workflow_id`, which failed: its failed
+    /// activation is executed again from the run's last committed state
+    /// (tasks it recorded return their outcomes), on its pinned version or,
+    /// with `upgrade`, on the version the plugins provide now if the run
+    /// passes the upgrade check there. Returns the run id and the version
+    /// it runs on.
+    pub async fn retry(&self, workflow_id: &str, upgrade: bool) -> Result<(RunId, String)> {
+        let run = self.latest_run(workflow_id).await?;
+        let mut to_version = None;
+        if upgrade {
+            let plugins = self.engine.plugins();
+            let entry = plugins.get(&run.workflow_type)?;
+            if entry.component.hash != run.version {
+                let old = self.engine.spec(&run.version, &run.workflow_type).await?;
+                let anchors = self.engine.storage().anchors(run.run_id).await?;
+                crate::upgrade::check(&old, &entry.spec, &run, &anchors).map_err(|reason| {
+                    WorkflowError::new(
+                        ErrorKind::InvalidPayload,
+                        format!(
+                            "run `{}` cannot move to version {}: {reason}",
+                            run.run_id, entry.component.hash
+                        ),
+                    )
+                })?;
+                to_version = Some(entry.component.hash.clone());
+            }
+        }
+        let version = to_version.clone().unwrap_or_else(|| run.version.clone());
+        let resume = wasmflow_storage::Resume::Failed { to_version };
+        self.engine
+            .storage()
+            .reexecute(run.run_id, resume, now_ms())
+            .await??;
+        tracing::info!(
+            run_id = %run.run_id, %workflow_id, workflow_type = %run.workflow_type, %version,
+            "run retried"
+        );
+        self.engine.retried(run.run_id, run.deadline_ms);
+        Ok((run.run_id, version))
+    }
+
     /// The runs `run_id` started, oldest first.
     pub async fn children(&self, run_id: RunId) -> Result<Vec<RunRecord>> {
         Ok(self.engine.storage().children(run_id).await?)
@@ -472,6 +515,8 @@ impl Host {
             store: Arc::new(store),
             store_bytes,
             timeout: handler.timeout.unwrap_or(self.engine.step_timeout()),
+            journal: Arc::default(),
+            grants: Arc::default(),
         };
         let outcome = component.activate(request).await;
         if let Some(fault) = outcome.host_fault {

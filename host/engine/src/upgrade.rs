@@ -41,7 +41,7 @@ pub struct PinnedRun {
     pub reason: String,
 }
 
-/// Whether `run` (waiting, on `old`) can move to `new`: everything it can
+/// Whether `run` (waiting, or failed for `retry`, on `old`) can move to `new`: everything it can
 /// still reach must exist there. The error names what is missing.
 pub(crate) fn check(
     old: &WorkflowTypeSpec,
@@ -49,8 +49,18 @@ pub(crate) fn check(
     run: &RunRecord,
     anchors: &Anchors,
 ) -> std::result::Result<(), String> {
-    if run.status != RunStatus::Waiting {
+    if run.status == RunStatus::Running {
         return Err("an activation is in progress; upgrade it once it waits".to_owned());
+    }
+    // A run waiting out a task's retry delay, or a failed run to be retried,
+    // executes its kept activation again: on the new code, it must exist.
+    if let Some(p) = &run.pending
+        && new.handler(p.kind, &p.handler).is_none()
+    {
+        return Err(format!(
+            "{} handler `{}` (the activation it executes again) is missing",
+            p.kind, p.handler
+        ));
     }
     for handler in old.handlers.iter().filter(|h| h.kind == HandlerKind::Event) {
         match new.handler(HandlerKind::Event, &handler.name) {
@@ -193,6 +203,7 @@ mod tests {
                 due_ms: 0,
                 on_timeout: Some(t.into()),
                 sleep: false,
+                retry: false,
             }),
             deadline_ms: None,
             cancel_requested: None,

@@ -35,9 +35,23 @@ pub struct HostBuilder {
     plugin_memory: HashMap<String, usize>,
     max_inbox_len: u64,
     max_history_len: u64,
+    grants: wasmflow_core::grant::GrantTable,
 }
 
 impl HostBuilder {
+    /// What plugins may reach (outbound HTTP targets and secrets) and the
+    /// limits of outbound requests; default: nothing. See [`crate::Config`]
+    /// for the config file that gives them.
+    pub fn grants(mut self, grants: wasmflow_core::grant::GrantTable) -> Self {
+        self.grants = grants;
+        self
+    }
+
+    /// The settings of a config file ([`crate::Config`]).
+    pub fn config(self, config: crate::Config) -> Self {
+        self.grants(config.grants)
+    }
+
     /// The plugins directory (`*.wasm` components). Without one the host
     /// knows no workflow types.
     pub fn plugins(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -219,6 +233,7 @@ impl HostBuilder {
         if self.sandbox.cache_dir.is_none() {
             self.sandbox.cache_dir = Some(beside(&self.db, ".cache"));
         }
+        self.sandbox.outbound = self.grants.limits;
         let sandbox =
             WasmtimeSandbox::new(self.sandbox).map_err(|e| Error::Sandbox(Box::new(e)))?;
         let storage = SqliteStorage::open(
@@ -233,6 +248,7 @@ impl HostBuilder {
             plugin_memory: self.plugin_memory,
             step_timeout: self.step_timeout,
             max_history_len: self.max_history_len,
+            grants: self.grants,
         };
         Host::new(config, Arc::new(storage), Arc::new(sandbox)).await
     }
@@ -256,6 +272,7 @@ impl HostBuilder {
             plugin_memory: HashMap::new(),
             max_inbox_len: defaults::MAX_INBOX_LEN,
             max_history_len: defaults::MAX_HISTORY_LEN,
+            grants: Default::default(),
         }
     }
 }

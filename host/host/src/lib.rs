@@ -26,13 +26,16 @@
 //! `ARCHITECTURE.md` for how the crates fit together.
 
 mod builder;
+mod config;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use builder::HostBuilder;
+pub use config::{Config, ConfigError};
 pub use wasmflow_core::activation;
 pub use wasmflow_core::activation::ComponentVersion;
+pub use wasmflow_core::grant;
 pub use wasmflow_core::limits as defaults;
 pub use wasmflow_core::model::{
     Directive, HandlerSpec, HistoryEvent, Json, ParamSpec, Pending, RunId, WorkflowTypeSpec,
@@ -47,7 +50,7 @@ pub use wasmflow_engine::{
     TypeEntry, UpgradeReport, short_version,
 };
 pub use wasmflow_sandbox as sandbox;
-pub use wasmflow_storage::{HistoryRecord, LiveVersion, RunRecord, StorageError};
+pub use wasmflow_storage::{HistoryRecord, LiveVersion, NotRetryable, RunRecord, StorageError};
 
 use wasmflow_sandbox::{SandboxConfig, WasmtimeSandbox};
 use wasmflow_storage::Quotas;

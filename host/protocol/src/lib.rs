@@ -36,6 +36,9 @@
 //! `wasm32-wasip2` guests alike.
 
 pub mod payload;
+pub mod retry;
+
+pub use retry::RetryPolicy;
 
 use std::fmt;
 use std::str::FromStr;
@@ -159,6 +162,12 @@ named_enum! {
         Terminated = "Terminated",
         /// An error of the workflow's own.
         Application = "Application",
+        /// A call the operator did not grant: outbound HTTP outside a task,
+        /// to a target no grant names, or with a secret not granted for it.
+        CapabilityDenied = "CapabilityDenied",
+        /// A re-executed activation asked for recorded values in another
+        /// order than the execution that recorded them.
+        NonDeterminism = "NonDeterminism",
         /// A query name the run's workflow type has no handler for. Host
         /// only: not in the WIT world, guests never see it.
         UnknownQuery = "UnknownQuery",
@@ -217,7 +226,9 @@ impl ErrorKind {
             | ErrorKind::NotSupported
             | ErrorKind::Cancelled
             | ErrorKind::Terminated
-            | ErrorKind::Application => true,
+            | ErrorKind::Application
+            | ErrorKind::CapabilityDenied
+            | ErrorKind::NonDeterminism => true,
         }
     }
 }
@@ -312,6 +323,8 @@ macro_rules! wit_conversions {
                     W::Cancelled => ErrorKind::Cancelled,
                     W::Terminated => ErrorKind::Terminated,
                     W::Application => ErrorKind::Application,
+                    W::CapabilityDenied => ErrorKind::CapabilityDenied,
+                    W::NonDeterminism => ErrorKind::NonDeterminism,
                 }
             }
 
@@ -339,6 +352,8 @@ macro_rules! wit_conversions {
                     ErrorKind::Cancelled => W::Cancelled,
                     ErrorKind::Terminated => W::Terminated,
                     ErrorKind::Application => W::Application,
+                    ErrorKind::CapabilityDenied => W::CapabilityDenied,
+                    ErrorKind::NonDeterminism => W::NonDeterminism,
                     // Host-only kinds (see `ErrorKind::in_wit`).
                     _ => W::UnknownStep,
                 }

@@ -11,6 +11,8 @@ wasmtime::component::bindgen!({
     imports: {
         "wasmflow:workflow/host.start-child": async | trappable,
         "wasmflow:workflow/host.send-to-parent": async | trappable,
+        "wasmflow:workflow/host.task-begin": async | trappable,
+        "wasmflow:workflow/host.task-end": async | trappable,
         default: trappable,
     },
     exports: { default: async },

@@ -33,8 +33,10 @@
 //! typed [`WorkflowError`] in the outcome.
 
 mod bindings;
+mod outbound;
 mod output;
 mod state;
+mod tasks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +112,8 @@ pub struct SandboxConfig {
     /// settings), so a restart does not compile them again. `None`: no
     /// cache.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Timeout and response cap of outbound HTTP requests.
+    pub outbound: wasmflow_core::grant::OutboundLimits,
 }
 
 impl Default for SandboxConfig {
@@ -135,6 +139,7 @@ impl Default for SandboxConfig {
             describe_timeout: d::DESCRIBE_TIMEOUT,
             enforce_limits: true,
             cache_dir: None,
+            outbound: Default::default(),
         }
     }
 }
@@ -242,6 +247,9 @@ impl WasmtimeSandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| SetupError::Wasmtime(error_chain(&e)))?;
+        // Outbound HTTP, checked against the run's grants (`outbound.rs`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| SetupError::Wasmtime(error_chain(&e)))?;
         bindings::Workflow::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| SetupError::Wasmtime(error_chain(&e)))?;
 
@@ -334,6 +342,8 @@ impl Inner {
                 committed: Arc::default(),
                 committed_bytes: 0,
                 read_only: true,
+                journal: Arc::default(),
+                grants: Arc::default(),
             },
         );
         let result = async {
@@ -407,6 +417,8 @@ impl Inner {
             max_message_bytes: self.config.max_message_bytes,
             max_log_lines: self.config.max_log_lines,
             max_log_line_bytes: self.config.max_log_line_bytes,
+            max_details_bytes: self.config.max_details_bytes,
+            outbound: self.config.outbound,
         };
         let state = ActivationState::new(limits, deadline, input);
         let mut store = Store::new(&self.engine, state);
@@ -460,6 +472,8 @@ impl Inner {
                 committed: request.store,
                 committed_bytes: request.store_bytes,
                 read_only: request.kind == HandlerKind::Query,
+                journal: request.journal,
+                grants: request.grants,
             },
         );
         let activation = wit::Activation {
@@ -478,7 +492,12 @@ impl Inner {
         .await;
         let duration = started.elapsed();
         // A rule the guest broke wins over whatever it returned afterwards.
-        let result = match (call, store.data().violation.clone()) {
+        let violation = store
+            .data()
+            .violation
+            .clone()
+            .or_else(|| store.data().outbound.violation());
+        let result = match (call, violation) {
             (Ok(_), Some(violation)) => Err(violation),
             (Ok(Ok(directive)), None) => directive_from_wit(directive, &self.config),
             (Ok(Err(error)), None) => {
@@ -511,6 +530,7 @@ impl Inner {
             logs,
             duration,
             host_fault: state.host_fault,
+            retry_at_ms: state.tasks.retry_at_ms,
         }
     }
 }
@@ -531,6 +551,7 @@ fn classify_trap(error: &wasmtime::Error, state: &ActivationState) -> WorkflowEr
             Stop::HostFault(fault) => {
                 WorkflowError::new(ErrorKind::Trap, format!("host fault: {fault}"))
             }
+            Stop::Park => WorkflowError::new(ErrorKind::Trap, stop.to_string()),
         };
     }
     if state.memory_exceeded {

@@ -15,11 +15,15 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::host;
 use super::bindings::types::{self as wit, ErrorKind as WitKind};
+use super::outbound::Outbound;
 use super::output::BoundedOutput;
+use super::tasks::Tasks;
 use wasmflow_core::activation::{
     ChildRequest, ChildResolution, HostFault, HostServices, LogLevel, LogLine, RunIdentity,
     ServiceError, StoreMap, entry_bytes,
 };
+use wasmflow_core::grant::{Grants, OutboundLimits};
+use wasmflow_core::journal::Journal;
 use wasmflow_core::model::{ChildStart, Json, RunId, SentEvent, WorkflowTypeSpec, shorten};
 use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
 
@@ -37,6 +41,10 @@ pub struct ActivationInput {
     /// A query: it may read the store but not write it, start children or
     /// send events.
     pub read_only: bool,
+    /// What earlier executions of the activation recorded.
+    pub journal: Arc<Journal>,
+    /// What the run may reach.
+    pub grants: Arc<Grants>,
 }
 
 /// Per-activation limits enforced by the host functions and the limiter.
@@ -54,6 +62,8 @@ pub struct ActivationLimits {
     pub max_message_bytes: usize,
     pub max_log_lines: usize,
     pub max_log_line_bytes: usize,
+    pub max_details_bytes: usize,
+    pub outbound: OutboundLimits,
 }
 
 /// Why the host stopped the guest; attached to the wasmtime error so the
@@ -68,11 +78,19 @@ pub enum Stop {
     Violation(WorkflowError),
     #[error("host fault: {0}")]
     HostFault(HostFault),
+    /// A task's retry delay does not fit the step timeout: the activation
+    /// is executed again when it is due.
+    #[error("parked until a task's retry is due")]
+    Park,
 }
 
 pub struct ActivationState {
     wasi: WasiCtx,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    pub(super) outbound: Outbound,
     table: ResourceTable,
+    /// Tasks and recorded values (`tasks.rs`).
+    pub(super) tasks: Tasks,
     pub(super) stdout: BoundedOutput,
     pub(super) stderr: BoundedOutput,
     pub(super) limits: ActivationLimits,
@@ -117,6 +135,8 @@ impl ActivationState {
             committed,
             committed_bytes,
             read_only,
+            journal,
+            grants,
         } = input;
         let stdout = BoundedOutput::new(limits.log_bytes);
         let stderr = BoundedOutput::new(limits.log_bytes);
@@ -131,7 +151,10 @@ impl ActivationState {
             .build();
         ActivationState {
             wasi,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            outbound: Outbound::new(grants, limits.outbound),
             table: ResourceTable::new(),
+            tasks: Tasks::new(journal),
             stdout,
             stderr,
             limits,
@@ -169,6 +192,10 @@ impl ActivationState {
 
     pub(super) fn run_identity(&self) -> &RunIdentity {
         &self.run
+    }
+
+    pub(super) fn sequence(&self) -> u64 {
+        self.sequence
     }
 
     /// Keep a log line within the bounds: at most `max_log_lines` lines of
@@ -246,13 +273,13 @@ impl ActivationState {
     }
 
     /// Fail the activation if `name` is longer than `max_name_bytes`.
-    fn check_name(&mut self, name: &str) -> WasmResult<()> {
+    pub(super) fn check_name(&mut self, name: &str) -> WasmResult<()> {
         self.within("max_name_bytes", name.len(), self.limits.max_name_bytes)
     }
 
     /// Fail the activation with `QuotaExceeded` naming `limit` if `value`
     /// is over `max`.
-    fn within(&mut self, limit: &str, value: usize, max: usize) -> WasmResult<()> {
+    pub(super) fn within(&mut self, limit: &str, value: usize, max: usize) -> WasmResult<()> {
         if value > max {
             return Err(self.stop(WorkflowError::quota(limit, value as u64, max as u64)));
         }
@@ -275,7 +302,7 @@ impl ActivationState {
     }
 
     /// Stop a query that tried to change something.
-    fn refuse_in_query(&mut self, what: &str) -> WasmResult<()> {
+    pub(super) fn refuse_in_query(&mut self, what: &str) -> WasmResult<()> {
         if self.read_only {
             return Err(self.stop(WorkflowError::new(
                 ErrorKind::NotSupported,
@@ -286,7 +313,7 @@ impl ActivationState {
     }
 
     /// Fail the activation with `error` now: the guest is stopped.
-    fn stop(&mut self, error: WorkflowError) -> wasmtime::Error {
+    pub(super) fn stop(&mut self, error: WorkflowError) -> wasmtime::Error {
         self.violation = Some(error.clone());
         wasmtime::Error::new(Stop::Violation(error))
     }
@@ -297,6 +324,16 @@ impl WasiView for ActivationState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for ActivationState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }
@@ -331,7 +368,7 @@ impl ResourceLimiter for ActivationState {
 impl ActivationState {
     /// A guest error goes back to the guest; a host fault stops the
     /// activation.
-    fn service_result<T>(
+    pub(super) fn service_result<T>(
         &mut self,
         result: Result<T, ServiceError>,
     ) -> WasmResult<Result<T, wit::Error>> {
@@ -345,7 +382,7 @@ impl ActivationState {
         }
     }
 
-    fn services(&self) -> Result<&Arc<dyn HostServices>, WorkflowError> {
+    pub(super) fn services(&self) -> Result<&Arc<dyn HostServices>, WorkflowError> {
         self.services.as_ref().ok_or_else(|| {
             WorkflowError::new(
                 ErrorKind::NotSupported,
@@ -480,7 +517,7 @@ pub(super) fn cut_at(text: &str, max: usize) -> &str {
     &text[..cut]
 }
 
-fn to_wit(e: WorkflowError) -> wit::Error {
+pub(super) fn to_wit(e: WorkflowError) -> wit::Error {
     wit::Error {
         kind: crate::error_kind_to_wit(e.kind),
         message: e.message,
@@ -488,7 +525,7 @@ fn to_wit(e: WorkflowError) -> wit::Error {
     }
 }
 
-fn wit_error(kind: WitKind, message: String) -> wit::Error {
+pub(super) fn wit_error(kind: WitKind, message: String) -> wit::Error {
     wit::Error {
         kind,
         message,
@@ -571,38 +608,30 @@ impl host::Host for ActivationState {
     }
 
     fn now(&mut self) -> WasmResult<u64> {
-        Ok(wasmflow_core::model::now_ms())
+        self.now_recorded()
     }
 
     fn random(&mut self) -> WasmResult<u64> {
-        Ok(rand::random())
+        self.random_recorded()
     }
 
     fn uuid4(&mut self) -> WasmResult<String> {
-        Ok(uuid::Uuid::new_v4().hyphenated().to_string())
+        self.uuid4_recorded()
     }
 
-    fn task_lookup(
-        &mut self,
-        _name: String,
-        _occurrence: u32,
-    ) -> WasmResult<Option<wit::TaskOutcome>> {
-        Ok(None)
-    }
-
-    fn task_record(
+    async fn task_begin(
         &mut self,
         name: String,
-        _occurrence: u32,
-        _outcome: wit::TaskOutcome,
-    ) -> WasmResult<Result<(), wit::Error>> {
-        Ok(Err(wit_error(
-            WitKind::NotSupported,
-            format!(
-                "recording tasks is not supported yet (task `{}`)",
-                shorten(&name)
-            ),
-        )))
+        policy: wit::RetryPolicy,
+    ) -> WasmResult<Result<wit::TaskBegun, wit::Error>> {
+        self.begin_task(name, policy).await
+    }
+
+    async fn task_end(
+        &mut self,
+        outcome: Result<String, wit::Error>,
+    ) -> WasmResult<wit::TaskEnded> {
+        self.end_task(outcome).await
     }
 
     fn log(&mut self, level: wit::LogLevel, message: String) -> WasmResult<()> {
@@ -658,6 +687,8 @@ mod tests {
             max_message_bytes: 8,
             max_log_lines,
             max_log_line_bytes: 10,
+            max_details_bytes: 64,
+            outbound: OutboundLimits::default(),
         };
         let input = ActivationInput {
             run: Arc::new(RunIdentity {
@@ -674,6 +705,8 @@ mod tests {
             committed: Arc::default(),
             committed_bytes: 0,
             read_only: false,
+            journal: Arc::default(),
+            grants: Arc::default(),
         };
         ActivationState::new(limits, Instant::now(), input)
     }

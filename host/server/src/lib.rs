@@ -44,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/workflows/{id}/tree"),
     ("POST", "/v1/workflows/{id}/cancel"),
     ("POST", "/v1/workflows/{id}/terminate"),
+    ("POST", "/v1/workflows/{id}/retry"),
     ("POST", "/v1/workflows/{id}/queries/{name}"),
     ("GET", "/v1/types"),
     ("POST", "/v1/types/{type}/upgrade"),
@@ -215,6 +216,7 @@ pub fn router(host: Arc<Host>, config: &ServerConfig, stopping: CancellationToke
         .route("/v1/workflows/{id}/history", get(history))
         .route("/v1/workflows/{id}/tree", get(tree))
         .route("/v1/workflows/{id}/cancel", post(cancel))
+        .route("/v1/workflows/{id}/retry", post(retry))
         .route("/v1/workflows/{id}/terminate", post(terminate))
         .route("/v1/workflows/{id}/queries/{name}", post(query))
         .route("/v1/types", get(types))
@@ -369,6 +371,13 @@ impl From<Error> for ApiError {
             }
             Error::QueryFailed(w) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, w.kind.as_str(), w.message)
+            }
+            Error::NotRetryable(reason) => {
+                let status = match reason {
+                    wasmflow_host::NotRetryable::NotFound(_) => StatusCode::NOT_FOUND,
+                    _ => StatusCode::CONFLICT,
+                };
+                ApiError::new(status, "NotRetryable", message)
             }
             Error::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ShuttingDown", message)
@@ -864,6 +873,13 @@ async fn terminate(State(api): State<Api>, Path(id): Path<String>, bytes: Bytes)
     Ok(axum::Json(run_view(&run)?).into_response())
 }
 
+async fn retry(State(api): State<Api>, Path(id): Path<String>, bytes: Bytes) -> ApiResult {
+    let req: api::RetryRequest = body(&bytes)?;
+    let (run_id, _) = api.host.retry(&id, req.upgrade).await?;
+    let run = api.host.run(run_id).await?;
+    Ok(axum::Json(run_view(&run)?).into_response())
+}
+
 async fn query(
     State(api): State<Api>,
     Path((id, name)): Path<(String, String)>,
@@ -1016,6 +1032,7 @@ mod tests {
                 due_ms: 50,
                 on_timeout: Some("late".into()),
                 sleep: false,
+                retry: false,
             }),
             deadline_ms: Some(60),
             cancel_requested: Some("stop".into()),

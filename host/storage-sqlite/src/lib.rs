@@ -26,6 +26,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 use wasmflow_core::RunStatus;
 use wasmflow_core::activation::StoreMap;
+use wasmflow_core::journal::Journal;
 use wasmflow_core::model::{HistoryEvent, Json, RunId, parse_json};
 use wasmflow_core::plan::Timer;
 use wasmflow_storage::{
@@ -378,6 +379,22 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn journal(&self, run_id: RunId) -> Result<Journal, StorageError> {
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT entry FROM journal WHERE run_id = ?1 ORDER BY id")?;
+            let rows = stmt.query_map([run_id.to_string()], |r| r.get::<_, String>(0))?;
+            let mut entries = Vec::new();
+            for row in rows {
+                let entry = serde_json::from_str(&row?)
+                    .map_err(|e| corrupt_run(&run_id, "journal entry", &e))?;
+                entries.push(entry);
+            }
+            Ok(Journal { entries })
+        })
+        .await
+    }
+
     /// How many history entries a run has.
     async fn history_len(&self, run_id: RunId) -> Result<u64, StorageError> {
         self.read(move |c| {
@@ -706,7 +723,7 @@ pub(crate) fn parse_run_id(text: &str) -> Result<RunId, StorageError> {
 
 const RUN_COLUMNS: &str = "run_id, workflow_id, workflow_type, version, status, parent_run_id,
     on_completed, close_policy, input, result, error, seq, pending, timer_at, timer_step,
-    deadline_at, cancel_reason, created_at, updated_at, timer_sleep";
+    deadline_at, cancel_reason, created_at, updated_at, timer_sleep, timer_retry";
 
 /// A `runs` row; the outer error is SQLite's, the inner one bad data.
 fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Res<RunRecord>> {
@@ -730,6 +747,7 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Res<RunRecord>> {
     let created: i64 = r.get(17)?;
     let updated: i64 = r.get(18)?;
     let timer_sleep: bool = r.get(19)?;
+    let timer_retry: bool = r.get(20)?;
     Ok((|| {
         let corrupt = |what: &str, e: &dyn std::fmt::Display| corrupt_run(&run_id, what, e);
         Ok(RunRecord {
@@ -766,6 +784,7 @@ fn row_to_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<Res<RunRecord>> {
                 due_ms: due as u64,
                 on_timeout: timer_step,
                 sleep: timer_sleep,
+                retry: timer_retry,
             }),
             deadline_ms: deadline.map(|d| d as u64),
             cancel_requested,

@@ -3,7 +3,8 @@
 //! statements; none decides anything about a run's lifecycle.
 
 use rusqlite::{ErrorCode, OptionalExtension, Transaction, params};
-use wasmflow_core::model::{HistoryEvent, Json, RunId};
+use wasmflow_core::journal::JournalEntry;
+use wasmflow_core::model::{HistoryEvent, Json, Pending, RunId};
 use wasmflow_core::plan::{InboxKind, NewRun};
 use wasmflow_core::{ClosePolicy, RunStatus};
 use wasmflow_storage::{InboxEntry, RunState, RunTx, RunUpdate, StorageError};
@@ -167,9 +168,11 @@ impl RunTx for SqliteTx<'_, '_> {
         let pending = u.pending.as_ref().map(to_json).transpose()?;
         let error = u.error.as_ref().map(to_json).transpose()?;
         self.execute(
-            "UPDATE runs SET seq = ?1, status = ?2, pending = ?3, timer_at = ?4, timer_step = ?5,
+            "UPDATE runs SET seq = ?1, status = ?2,
+                 pending = CASE WHEN ?12 THEN pending ELSE ?3 END,
+                 timer_at = ?4, timer_step = ?5,
                  result = ?6, error = ?7, cancel_reason = NULL, updated_at = ?8,
-                 timer_sleep = ?10
+                 timer_sleep = ?10, timer_retry = ?11
              WHERE run_id = ?9",
             params![
                 u.seq as i64,
@@ -182,6 +185,8 @@ impl RunTx for SqliteTx<'_, '_> {
                 u.at_ms as i64,
                 run_id.to_string(),
                 u.timer.as_ref().is_some_and(|t| t.sleep),
+                u.timer.as_ref().is_some_and(|t| t.retry),
+                u.keep_pending,
             ],
         )?;
         Ok(())
@@ -330,6 +335,50 @@ impl RunTx for SqliteTx<'_, '_> {
             self.execute("DELETE FROM inbox WHERE run_id = ?1", [&run])?;
         }
         Ok(names)
+    }
+
+    fn pending(&mut self, run_id: RunId) -> Result<Option<Pending>, StorageError> {
+        let pending: Option<Option<String>> = self
+            .tx
+            .prepare_cached("SELECT pending FROM runs WHERE run_id = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([run_id.to_string()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(db)?;
+        pending
+            .flatten()
+            .map(|p| {
+                serde_json::from_str(&p).map_err(|e| corrupt_run(&run_id, "pending activation", &e))
+            })
+            .transpose()
+    }
+
+    fn active_run_id(&mut self, workflow_id: &str) -> Result<Option<RunId>, StorageError> {
+        let active: Option<String> = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT run_id FROM runs WHERE workflow_id = ?1 AND {LIVE}"
+            ))
+            .and_then(|mut stmt| stmt.query_row([workflow_id], |r| r.get(0)).optional())
+            .map_err(db)?;
+        active.as_deref().map(parse_run_id).transpose()
+    }
+
+    fn journal_append(&mut self, run_id: RunId, entry: &JournalEntry) -> Result<(), StorageError> {
+        self.execute(
+            "INSERT INTO journal (run_id, entry) VALUES (?1, ?2)",
+            params![run_id.to_string(), to_json(entry)?],
+        )?;
+        Ok(())
+    }
+
+    fn journal_clear(&mut self, run_id: RunId) -> Result<(), StorageError> {
+        self.execute(
+            "DELETE FROM journal WHERE run_id = ?1",
+            [run_id.to_string()],
+        )?;
+        Ok(())
     }
 
     fn live_children(&mut self, run_id: RunId) -> Result<Vec<(RunId, ClosePolicy)>, StorageError> {

@@ -31,9 +31,11 @@ use wasmflow_core::{
     ChildOutcome, ChildStatus, ClosePolicy, ErrorKind, HandlerKind, RunStatus, WorkflowError,
 };
 
+use wasmflow_core::journal::{JournalEntry, RecordedValue, TaskAttempt, TaskResult};
+
 use crate::{
     AlreadyActive, CommitOutcome, Effects, Finished, HistoryRecord, ListPosition, LiveVersion,
-    Quotas, RunGone, RunRecord, StateCommit, Storage, StorageError,
+    NotRetryable, Quotas, Resume, RunGone, RunRecord, StateCommit, Storage, StorageError,
 };
 
 /// A stored document as a value; the suite fails if it does not read back.
@@ -91,6 +93,9 @@ macro_rules! conformance_tests {
             list_runs_pages_visit_every_run_once_newest_first,
             history_reads_back_oldest_first_as_written,
             concurrent_writes_each_land_once_and_alone,
+            a_journal_is_recorded_only_at_the_current_seq_and_dropped_when_the_run_moves_on,
+            a_retrying_run_keeps_its_activation_and_journal_until_the_retry_is_due,
+            a_failed_run_is_retried_on_its_kept_activation_once,
         );
     };
 }
@@ -100,6 +105,267 @@ const T0: u64 = 1_700_000_000_000;
 
 // ---------------------------------------------------------------------------
 // The checks.
+
+fn attempt(name: &str, n: u32, ok: bool, retry_at_ms: Option<u64>) -> JournalEntry {
+    JournalEntry::Task(TaskAttempt {
+        name: name.into(),
+        occurrence: 0,
+        attempt: n,
+        key: format!("k-{name}"),
+        started_ms: T0,
+        duration_us: 3,
+        result: if ok {
+            TaskResult::Value(json!(n))
+        } else {
+            TaskResult::Error(WorkflowError::new(ErrorKind::Application, "down"))
+        },
+        retry_at_ms,
+        requests: vec![],
+    })
+}
+
+/// Task attempts and values land in the journal of the running activation,
+/// with the attempts in the history, only while the run runs at the given
+/// sequence number; a commit that moves the run on drops the journal, a
+/// failure keeps it.
+pub async fn a_journal_is_recorded_only_at_the_current_seq_and_dropped_when_the_run_moves_on(
+    s: &dyn Storage,
+) {
+    let db = Db(s);
+    let run = db.create(new_run("T", "j1", T0)).await;
+    let entries = vec![
+        JournalEntry::Value(RecordedValue::Now(T0)),
+        attempt("charge", 1, true, None),
+    ];
+    assert!(ok(
+        "record",
+        s.record(run, 0, entries.clone(), T0 + 1).await
+    ));
+    assert!(
+        !ok("record", s.record(run, 1, entries.clone(), T0 + 1).await),
+        "a record at a sequence number the run is not at is refused"
+    );
+    let journal = ok("journal", s.journal(run).await);
+    assert_eq!(
+        journal.entries, entries,
+        "the journal reads back as recorded"
+    );
+    let kinds: Vec<_> = db
+        .history(run)
+        .await
+        .iter()
+        .map(|h| h.event.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["run_started", "task_attempted"],
+        "attempts are in the history"
+    );
+    db.applied(commit(run, 0, NextState::Running(step("next"))))
+        .await;
+    assert!(
+        ok("journal", s.journal(run).await).is_empty(),
+        "the next activation starts with an empty journal"
+    );
+    assert!(ok(
+        "record",
+        s.record(run, 1, vec![attempt("b", 1, false, None)], T0 + 2)
+            .await
+    ));
+    let error = WorkflowError::new(ErrorKind::Trap, "bug");
+    db.applied(commit(run, 1, NextState::Failed(error))).await;
+    assert_eq!(
+        ok("journal", s.journal(run).await).entries.len(),
+        1,
+        "a failed activation keeps its journal for `retry`"
+    );
+    assert!(
+        !ok(
+            "record",
+            s.record(run, 2, vec![attempt("c", 1, true, None)], T0 + 3)
+                .await
+        ),
+        "a failed run takes no records"
+    );
+}
+
+/// A retry delay parks the run (waiting, sleeping: events stay in the
+/// inbox) with its activation and journal; when due, the same activation is
+/// current again, once.
+pub async fn a_retrying_run_keeps_its_activation_and_journal_until_the_retry_is_due(
+    s: &dyn Storage,
+) {
+    let db = Db(s);
+    let run = db.create(new_run("T", "j2", T0)).await;
+    assert!(ok(
+        "record",
+        s.record(
+            run,
+            0,
+            vec![attempt("charge", 1, false, Some(T0 + 500))],
+            T0
+        )
+        .await
+    ));
+    let start = db
+        .record(run)
+        .await
+        .pending
+        .expect("a running run has a pending activation");
+    let next = NextState::Retrying {
+        due_ms: T0 + 500,
+        pending: start.clone(),
+    };
+    let parked = db.applied(commit(run, 0, next)).await;
+    assert!(
+        parked.next.is_none(),
+        "a retrying run has no activation to execute now"
+    );
+    let record = db.record(run).await;
+    assert_eq!(record.status, RunStatus::Waiting);
+    let timer = record.timer.expect("a retry timer");
+    assert!(
+        timer.retry && timer.sleep && timer.on_timeout.is_none(),
+        "{timer:?}"
+    );
+    assert_eq!(timer.due_ms, T0 + 500);
+    db.delivered(run, "ping", json!(null)).await;
+    assert_eq!(
+        db.record(run).await.status,
+        RunStatus::Waiting,
+        "events wait in the inbox"
+    );
+    assert_eq!(ok("journal", s.journal(run).await).entries.len(), 1);
+
+    let stale = ok(
+        "reexecute",
+        s.reexecute(run, Resume::RetryDue { seq: 0 }, T0 + 500)
+            .await,
+    );
+    assert_eq!(
+        stale.err(),
+        Some(NotRetryable::Stale(run)),
+        "a timer at another seq is stale"
+    );
+    let (pending, seq) = ok(
+        "reexecute",
+        s.reexecute(run, Resume::RetryDue { seq: parked.seq }, T0 + 500)
+            .await,
+    )
+    .expect("the retry is due");
+    assert_eq!(
+        (pending.handler.as_str(), seq),
+        (start.handler.as_str(), parked.seq + 1)
+    );
+    let record = db.record(run).await;
+    assert_eq!(record.status, RunStatus::Running);
+    assert_eq!(
+        ok("journal", s.journal(run).await).entries.len(),
+        1,
+        "the journal stays"
+    );
+    let again = ok(
+        "reexecute",
+        s.reexecute(run, Resume::RetryDue { seq: parked.seq }, T0 + 501)
+            .await,
+    );
+    assert!(again.is_err(), "a retry fires once");
+}
+
+/// `retry` of a failed run makes its failed activation current again, with a
+/// `Retried` mark in its journal; a run that has not failed, one that failed
+/// without an activation, or one whose workflow id is taken is refused.
+pub async fn a_failed_run_is_retried_on_its_kept_activation_once(s: &dyn Storage) {
+    let db = Db(s);
+    let run = db.create(new_run("T", "j3", T0)).await;
+    let not_failed = ok(
+        "reexecute",
+        s.reexecute(run, Resume::Failed { to_version: None }, T0)
+            .await,
+    );
+    assert!(
+        matches!(
+            not_failed,
+            Err(NotRetryable::NotFailed {
+                status: RunStatus::Running,
+                ..
+            })
+        ),
+        "{not_failed:?}"
+    );
+    assert!(ok(
+        "record",
+        s.record(run, 0, vec![attempt("reserve", 1, true, None)], T0)
+            .await
+    ));
+    let error = WorkflowError::new(ErrorKind::Trap, "bug");
+    db.applied(commit(run, 0, NextState::Failed(error))).await;
+    let failed = db.record(run).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert_eq!(
+        failed.pending.as_ref().map(|p| p.handler.as_str()),
+        Some("start"),
+        "a failed run keeps the activation it failed in"
+    );
+
+    // Its workflow id taken by a new run meanwhile: refused until that ends.
+    let other = db.create(new_run("T", "j3", T0 + 1)).await;
+    let taken = ok(
+        "reexecute",
+        s.reexecute(run, Resume::Failed { to_version: None }, T0 + 2)
+            .await,
+    );
+    assert_eq!(
+        taken.err(),
+        Some(NotRetryable::WorkflowIdTaken {
+            workflow_id: "j3".into(),
+            holder: other
+        })
+    );
+    db.terminate_ok(other, "make room").await;
+
+    let resume = Resume::Failed {
+        to_version: Some("v2".into()),
+    };
+    let (pending, _) = ok("reexecute", s.reexecute(run, resume.clone(), T0 + 3).await)
+        .expect("a failed run is retried");
+    assert_eq!(pending.handler, "start");
+    let record = db.record(run).await;
+    assert_eq!(
+        (record.status, record.version.as_str()),
+        (RunStatus::Running, "v2")
+    );
+    assert!(record.error.is_none(), "the error is cleared");
+    let journal = ok("journal", s.journal(run).await);
+    assert_eq!(journal.entries.last(), Some(&JournalEntry::Retried));
+    assert_eq!(journal.entries.len(), 2, "completed tasks stay recorded");
+    assert!(
+        db.history(run).await.iter().any(|h| matches!(
+            &h.event,
+            HistoryEvent::RunRetried { handler, to_version: Some(v) } if handler == "start" && v == "v2"
+        )),
+        "the history records the retry"
+    );
+    let twice = ok("reexecute", s.reexecute(run, resume, T0 + 4).await);
+    assert!(
+        matches!(twice, Err(NotRetryable::NotFailed { .. })),
+        "{twice:?}"
+    );
+
+    // A run that failed waiting (no activation) cannot be retried.
+    let waiter = db.create(new_run("T", "j4", T0)).await;
+    db.applied(commit(waiter, 0, NextState::Waiting(None)))
+        .await;
+    let error = Timer::wait_timeout(waiter);
+    db.applied(commit(waiter, 1, NextState::Failed(error)))
+        .await;
+    let none = ok(
+        "reexecute",
+        s.reexecute(waiter, Resume::Failed { to_version: None }, T0 + 5)
+            .await,
+    );
+    assert_eq!(none.err(), Some(NotRetryable::NoActivation(waiter)));
+}
 
 /// Paging `list_runs` by the position of each page's last run visits every
 /// run exactly once, newest first, in the order of one unpaged listing:
@@ -491,6 +757,7 @@ pub async fn a_run_that_waits_on_an_empty_inbox_parks_until_an_event_arrives(s: 
         due_ms: T0 + 5_000,
         on_timeout: Some("late".into()),
         sleep: false,
+        retry: false,
     };
     let applied = db
         .applied(commit(id, 0, NextState::Waiting(Some(timer.clone()))))
@@ -565,6 +832,7 @@ pub async fn a_timer_fires_only_while_the_run_still_waits_at_its_seq(s: &dyn Sto
         due_ms: T0 + 1_000,
         on_timeout: Some("late".into()),
         sleep: false,
+        retry: false,
     };
     let fired = |run: RunId, seq: u64| {
         let mut c = commit(run, seq, NextState::Running(step("late")));
@@ -628,6 +896,7 @@ pub async fn a_timed_wait_without_a_step_keeps_its_timer_until_it_fails_the_run(
         due_ms: T0 + 1_000,
         on_timeout: None,
         sleep: false,
+        retry: false,
     };
     let id = db.create(new_run("Order", "order-1", T0)).await;
     let parked = db
@@ -676,6 +945,7 @@ pub async fn a_sleeping_run_keeps_events_in_its_inbox_until_it_next_waits(s: &dy
         due_ms: T0 + 1_000,
         on_timeout: Some("late".into()),
         sleep: true,
+        retry: false,
     };
     let id = db.create(new_run("Order", "order-1", T0)).await;
     db.delivered(id, "first", json!(1)).await;
@@ -795,6 +1065,7 @@ pub async fn events_delivered_while_running_are_dispatched_oldest_first_exactly_
         due_ms: T0 + 60_000,
         on_timeout: Some("late".into()),
         sleep: false,
+        retry: false,
     };
     let applied = db
         .applied(commit(id, seq, NextState::Waiting(Some(timer))))
@@ -1699,6 +1970,7 @@ pub async fn terminate_ends_a_live_run_at_once(s: &dyn Storage) {
         due_ms: T0 + 1_000,
         on_timeout: Some("late".into()),
         sleep: false,
+        retry: false,
     };
     db.applied(commit(waiting, 0, NextState::Waiting(Some(timer))))
         .await;
@@ -1985,6 +2257,7 @@ pub async fn upgrade_moves_a_waiting_run_only_at_the_given_seq_and_version(s: &d
         due_ms: T0 + 5_000,
         on_timeout: Some("late".into()),
         sleep: false,
+        retry: false,
     };
     db.applied(commit(id, 0, NextState::Waiting(Some(timer.clone()))))
         .await;
@@ -2216,6 +2489,7 @@ pub async fn history_reads_back_oldest_first_as_written(s: &dyn Storage) {
         due_ms: T0 + 5_000,
         on_timeout: Some("late".into()),
         sleep: false,
+        retry: false,
     };
     let mut c = StateCommit::new(id, 0, NextState::Waiting(Some(timer.clone())), T0 + 10);
     c.history = vec![

@@ -48,6 +48,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use wasmflow_core::activation::StoreMap;
+use wasmflow_core::journal::{Journal, JournalEntry};
 use wasmflow_core::model::{HistoryEvent, Json, Pending, RunId};
 use wasmflow_core::plan::{Delivery, InboxKind, NewRun, NextState, Timer};
 use wasmflow_core::{ClosePolicy, RunStatus, WorkflowError};
@@ -124,6 +125,38 @@ pub enum RunGone {
     InboxFull { run_id: RunId, len: u64 },
 }
 
+/// Why a run's activation could not be executed again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotRetryable {
+    #[error("no run with id `{0}`")]
+    NotFound(RunId),
+    /// `retry` of a run that has not failed.
+    #[error("run `{run_id}` is {status}, not failed: only a failed run can be retried")]
+    NotFailed { run_id: RunId, status: RunStatus },
+    /// The run failed outside an activation (a wait or workflow timeout).
+    #[error(
+        "run `{0}` did not fail in an activation (it timed out waiting): there is no activation to execute again"
+    )]
+    NoActivation(RunId),
+    /// Another run of the workflow id is active now.
+    #[error(
+        "workflow id `{workflow_id}` has an active run `{holder}` now; end it before retrying this one"
+    )]
+    WorkflowIdTaken { workflow_id: String, holder: RunId },
+    /// A retry timer that is no longer current.
+    #[error("run `{0}` moved on")]
+    Stale(RunId),
+}
+
+/// What executes a run's activation again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// A task's retry delay passed; the run waits at sequence number `seq`.
+    RetryDue { seq: u64 },
+    /// `retry` of a failed run, on `to_version` when given.
+    Failed { to_version: Option<String> },
+}
+
 /// One atomic write: what [`Storage::write`] applies in one transaction
 /// through [`rules::apply`].
 #[derive(Debug, Clone)]
@@ -149,6 +182,21 @@ pub enum Write {
     },
     /// Fail a live run whose workflow timeout has passed.
     Expire { run_id: RunId, at_ms: u64 },
+    /// Append to the journal of a running run's current activation (task
+    /// attempts also go to its history), if it still runs at `sequence`.
+    Record {
+        run_id: RunId,
+        sequence: u64,
+        entries: Vec<JournalEntry>,
+        at_ms: u64,
+    },
+    /// Execute a run's kept activation again: after a retry delay, or to
+    /// resume a failed run.
+    Reexecute {
+        run_id: RunId,
+        resume: Resume,
+        at_ms: u64,
+    },
     /// Move a waiting run from version `from` to `to`, if it is still
     /// waiting at sequence number `seq` on `from`.
     Upgrade {
@@ -168,6 +216,10 @@ pub enum Written {
     /// Deliver, cancel and terminate.
     Applied(Result<Effects, RunGone>),
     Expired(Effects),
+    /// Whether the run still ran at the sequence number given.
+    Recorded(bool),
+    /// The run's activation and sequence number now.
+    Reexecuted(Result<(Pending, u64), NotRetryable>),
     Upgraded(bool),
 }
 
@@ -353,6 +405,9 @@ pub struct RunUpdate {
     pub result: Option<Json>,
     pub error: Option<WorkflowError>,
     pub at_ms: u64,
+    /// Keep the stored pending activation (`pending` is ignored): a failed
+    /// run keeps the activation it failed in, for `retry`.
+    pub keep_pending: bool,
 }
 
 /// The oldest entry of an inbox.
@@ -431,6 +486,19 @@ pub trait RunTx {
     /// Empty a run's inbox; the names of what it held, oldest first.
     fn inbox_clear(&mut self, run_id: RunId) -> Result<Vec<String>, StorageError>;
 
+    /// A run's pending activation (a running run's, a failed run's, or that
+    /// of a run waiting out a task's retry delay).
+    fn pending(&mut self, run_id: RunId) -> Result<Option<Pending>, StorageError>;
+
+    /// The active (running or waiting) run of a workflow id.
+    fn active_run_id(&mut self, workflow_id: &str) -> Result<Option<RunId>, StorageError>;
+
+    /// Append to a run's journal.
+    fn journal_append(&mut self, run_id: RunId, entry: &JournalEntry) -> Result<(), StorageError>;
+
+    /// Drop a run's journal.
+    fn journal_clear(&mut self, run_id: RunId) -> Result<(), StorageError>;
+
     /// A run's live (running or waiting) children and their close policies.
     fn live_children(&mut self, run_id: RunId) -> Result<Vec<(RunId, ClosePolicy)>, StorageError>;
 
@@ -483,6 +551,8 @@ pub trait Storage: Send + Sync + 'static {
     async fn store(&self, run_id: RunId) -> Result<StoreMap, StorageError>;
     /// A run's history, oldest first.
     async fn history(&self, run_id: RunId) -> Result<Vec<HistoryRecord>, StorageError>;
+    /// The journal of a run's current activation.
+    async fn journal(&self, run_id: RunId) -> Result<Journal, StorageError>;
     /// How many history entries a run has.
     async fn history_len(&self, run_id: RunId) -> Result<u64, StorageError>;
     /// Events waiting in all inboxes.
@@ -567,6 +637,46 @@ pub trait Storage: Send + Sync + 'static {
         match self.write(Write::Expire { run_id, at_ms }).await? {
             Written::Expired(effects) => Ok(effects),
             other => Err(mismatch("expire", &other)),
+        }
+    }
+
+    /// Record journal entries of a running run's activation, durably;
+    /// `false` when the run no longer runs at `sequence`.
+    async fn record(
+        &self,
+        run_id: RunId,
+        sequence: u64,
+        entries: Vec<JournalEntry>,
+        at_ms: u64,
+    ) -> Result<bool, StorageError> {
+        let write = Write::Record {
+            run_id,
+            sequence,
+            entries,
+            at_ms,
+        };
+        match self.write(write).await? {
+            Written::Recorded(current) => Ok(current),
+            other => Err(mismatch("record", &other)),
+        }
+    }
+
+    /// Execute a run's kept activation again (see [`Resume`]); its pending
+    /// activation and sequence number.
+    async fn reexecute(
+        &self,
+        run_id: RunId,
+        resume: Resume,
+        at_ms: u64,
+    ) -> Result<Result<(Pending, u64), NotRetryable>, StorageError> {
+        let write = Write::Reexecute {
+            run_id,
+            resume,
+            at_ms,
+        };
+        match self.write(write).await? {
+            Written::Reexecuted(done) => Ok(done),
+            other => Err(mismatch("reexecute", &other)),
         }
     }
 

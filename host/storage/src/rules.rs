@@ -13,9 +13,11 @@ use wasmflow_core::model::{HistoryEvent, Json, Pending, RunId};
 use wasmflow_core::plan::{Delivery, InboxKind, NewRun, NextState, Timer};
 use wasmflow_core::{ChildOutcome, ChildStatus, ClosePolicy, ErrorKind, RunStatus, WorkflowError};
 
+use wasmflow_core::journal::JournalEntry;
+
 use crate::{
-    AlreadyActive, CommitOutcome, Effects, Finished, Quotas, RunGone, RunState, RunTx, RunUpdate,
-    StateCommit, StorageError, Write, Written,
+    AlreadyActive, CommitOutcome, Effects, Finished, NotRetryable, Quotas, Resume, RunGone,
+    RunState, RunTx, RunUpdate, StateCommit, StorageError, Write, Written,
 };
 
 /// Apply one write to `tx`. The backend commits the transaction when this
@@ -37,6 +39,17 @@ pub fn apply(tx: &mut dyn RunTx, write: &Write, quotas: Quotas) -> Result<Writte
             at_ms,
         } => Written::Applied(rules.terminate(*run_id, reason, *at_ms)?),
         Write::Expire { run_id, at_ms } => Written::Expired(rules.expire(*run_id, *at_ms)?),
+        Write::Record {
+            run_id,
+            sequence,
+            entries,
+            at_ms,
+        } => Written::Recorded(rules.record(*run_id, *sequence, entries, *at_ms)?),
+        Write::Reexecute {
+            run_id,
+            resume,
+            at_ms,
+        } => Written::Reexecuted(rules.reexecute(*run_id, resume, *at_ms)?),
         Write::Upgrade {
             run_id,
             seq,
@@ -205,10 +218,33 @@ impl Rules<'_> {
                 effects,
             });
         }
+        if matches!(c.next, NextState::Running(_) | NextState::Waiting(_)) {
+            // The activation is behind the run: so is its journal.
+            self.tx.journal_clear(run)?;
+        }
         let next = match &c.next {
             NextState::Running(pending) => {
                 self.set_state(run, seq, RunStatus::Running, Some(pending), None, c.at_ms)?;
                 Some(pending.clone())
+            }
+            NextState::Retrying { due_ms, pending } => {
+                // The activation stays pending, with its journal, and the
+                // run sleeps until the retry is due.
+                let timer = Timer {
+                    due_ms: *due_ms,
+                    on_timeout: None,
+                    sleep: true,
+                    retry: true,
+                };
+                self.set_state(
+                    run,
+                    seq,
+                    RunStatus::Waiting,
+                    Some(pending),
+                    Some(&timer),
+                    c.at_ms,
+                )?;
+                None
             }
             NextState::Waiting(timer) => {
                 self.set_state(run, seq, RunStatus::Waiting, None, timer.as_ref(), c.at_ms)?;
@@ -257,6 +293,7 @@ impl Rules<'_> {
                 result: None,
                 error: None,
                 at_ms,
+                keep_pending: false,
             },
         )
     }
@@ -387,8 +424,14 @@ impl Rules<'_> {
                 },
                 error: error.clone(),
                 at_ms,
+                // A failed run keeps the activation it failed in (and its
+                // journal), so that `retry` can execute it again.
+                keep_pending: status == RunStatus::Failed,
             },
         )?;
+        if status != RunStatus::Failed {
+            self.tx.journal_clear(run)?;
+        }
         self.tx.history_append(run, at_ms, &ending.history()?)?;
         effects.finished.push(Finished {
             run_id: run,
@@ -514,6 +557,95 @@ impl Rules<'_> {
             self.finish(run, &Ending::Failed(&error), at_ms, &mut effects)?;
         }
         Ok(effects)
+    }
+
+    fn record(
+        &mut self,
+        run: RunId,
+        sequence: u64,
+        entries: &[JournalEntry],
+        at_ms: u64,
+    ) -> Result<bool, StorageError> {
+        match self.tx.run_state(run)? {
+            Some(state) if state.seq == sequence && state.status == RunStatus::Running => {}
+            _ => return Ok(false),
+        }
+        for entry in entries {
+            self.tx.journal_append(run, entry)?;
+            if let JournalEntry::Task(attempt) = entry {
+                self.tx.history_append(
+                    run,
+                    at_ms,
+                    &HistoryEvent::TaskAttempted(attempt.clone()),
+                )?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Make a run's kept activation current again (SPEC 8): after a retry
+    /// delay, or `retry` of a failed run (which may move it to a newer
+    /// version first).
+    fn reexecute(
+        &mut self,
+        run: RunId,
+        resume: &Resume,
+        at_ms: u64,
+    ) -> Result<Result<(Pending, u64), NotRetryable>, StorageError> {
+        let Some(state) = self.tx.run_state(run)? else {
+            return Ok(Err(NotRetryable::NotFound(run)));
+        };
+        match resume {
+            Resume::RetryDue { seq } => {
+                if state.seq != *seq || state.status != RunStatus::Waiting {
+                    return Ok(Err(NotRetryable::Stale(run)));
+                }
+            }
+            Resume::Failed { .. } => {
+                if state.status != RunStatus::Failed {
+                    return Ok(Err(NotRetryable::NotFailed {
+                        run_id: run,
+                        status: state.status,
+                    }));
+                }
+            }
+        }
+        let Some(pending) = self.tx.pending(run)? else {
+            return Ok(Err(match resume {
+                Resume::RetryDue { .. } => NotRetryable::Stale(run),
+                Resume::Failed { .. } => NotRetryable::NoActivation(run),
+            }));
+        };
+        let mut to = None;
+        if let Resume::Failed { to_version } = resume {
+            if let Some(holder) = self.tx.active_run_id(&state.workflow_id)? {
+                return Ok(Err(NotRetryable::WorkflowIdTaken {
+                    workflow_id: state.workflow_id,
+                    holder,
+                }));
+            }
+            if let Some(version) = to_version
+                && *version != state.version
+            {
+                self.tx.set_version(run, version, at_ms)?;
+                to = Some(version.clone());
+            }
+            // Tasks that failed for good get new attempts; completed ones
+            // keep their outcomes.
+            self.tx.journal_append(run, &JournalEntry::Retried)?;
+        }
+        let seq = state.seq + 1;
+        self.set_state(run, seq, RunStatus::Running, Some(&pending), None, at_ms)?;
+        let handler = pending.handler.clone();
+        let event = match resume {
+            Resume::RetryDue { .. } => HistoryEvent::RetryTimerFired { handler },
+            Resume::Failed { .. } => HistoryEvent::RunRetried {
+                handler,
+                to_version: to,
+            },
+        };
+        self.tx.history_append(run, at_ms, &event)?;
+        Ok(Ok((pending, seq)))
     }
 
     fn upgrade(

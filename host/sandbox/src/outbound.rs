@@ -1,0 +1,419 @@
+//! Outbound HTTP (`wasi:http/outgoing-handler`) under the operator's grants
+//! (SPEC 13), linked through `wasmtime-wasi-http`.
+//!
+//! Every request a guest sends passes [`Outbound::send_request`] first: it is
+//! refused outside a task (its outcome would not be recorded) and unless a
+//! grant names its scheme, host, port and method; the address it connects to
+//! is resolved and checked here (loopback, private and link-local need the
+//! grant to name them), and plain-HTTP requests go to that checked address,
+//! so a second lookup cannot rebind the name. Secret placeholders in header
+//! values are replaced only on requests to a grant that lists the secret.
+//! Each request has a timeout, the response body a size cap; each is
+//! recorded for the task attempt (method, scheme, host and port, path,
+//! status, duration; never headers, query strings or secrets).
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use wasmflow_core::grant::{Grants, HttpGrant, OutboundLimits, check_address, substitute_secrets};
+use wasmflow_core::journal::OutboundRequest;
+use wasmflow_core::{ErrorKind, WorkflowError};
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// What the requests of the open task attempt did; shared between the
+/// activation's state and the requests in flight.
+#[derive(Debug, Default)]
+pub(crate) struct Scope {
+    /// The task whose attempt is open; `None`: requests are refused.
+    pub task: Option<String>,
+    pub requests: Vec<OutboundRequest>,
+    /// Why a request of this attempt was refused or cut: the attempt's
+    /// error, if it fails.
+    pub refusal: Option<WorkflowError>,
+    /// A request outside any task: the activation fails with it.
+    pub violation: Option<WorkflowError>,
+}
+
+/// The `wasi:http` hooks of one activation.
+pub(crate) struct Outbound {
+    pub scope: Arc<Mutex<Scope>>,
+    grants: Arc<Grants>,
+    limits: OutboundLimits,
+    max_requests: usize,
+}
+
+impl Outbound {
+    pub fn new(grants: Arc<Grants>, limits: OutboundLimits) -> Self {
+        Outbound {
+            scope: Arc::default(),
+            grants,
+            limits,
+            max_requests: wasmflow_core::limits::MAX_REQUESTS_PER_ATTEMPT,
+        }
+    }
+
+    /// Allow requests for `task`'s attempt.
+    pub fn open(&self, task: &str) {
+        if let Ok(mut scope) = self.scope.lock() {
+            scope.task = Some(task.to_owned());
+            scope.requests.clear();
+            scope.refusal = None;
+        }
+    }
+
+    /// Close the attempt: its requests and why one was refused, if one was.
+    pub fn close(&self) -> (Vec<OutboundRequest>, Option<WorkflowError>) {
+        match self.scope.lock() {
+            Ok(mut scope) => {
+                scope.task = None;
+                (std::mem::take(&mut scope.requests), scope.refusal.take())
+            }
+            Err(_) => (Vec::new(), None),
+        }
+    }
+
+    /// A request made outside any task, if one was.
+    pub fn violation(&self) -> Option<WorkflowError> {
+        self.scope.lock().ok().and_then(|s| s.violation.clone())
+    }
+}
+
+type Sent = Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+>;
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = Sent> + Send> {
+        drop(fut);
+        let target = Target::of(&request);
+        let scope = self.scope.clone();
+        let grants = self.grants.clone();
+        let limits = self.limits;
+        // Decided now, as the guest sends: whether a task is open.
+        let open = {
+            let mut s = match scope.lock() {
+                Ok(s) => s,
+                Err(_) => return Box::new(async { Err(HttpError::HttpRequestDenied) }),
+            };
+            match &s.task {
+                None => {
+                    let error = WorkflowError::new(
+                        ErrorKind::CapabilityDenied,
+                        format!(
+                            "outbound HTTP outside a task is refused ({} {}): run it inside \
+                             `ctx.task` so that its outcome is recorded",
+                            target.method,
+                            target.display()
+                        ),
+                    );
+                    s.violation.get_or_insert(error);
+                    false
+                }
+                Some(_) if s.requests.len() >= self.max_requests => {
+                    let error = WorkflowError::quota(
+                        "max_requests_per_attempt",
+                        s.requests.len() as u64 + 1,
+                        self.max_requests as u64,
+                    );
+                    s.refusal.get_or_insert(error);
+                    false
+                }
+                Some(_) => true,
+            }
+        };
+        Box::new(async move {
+            if !open {
+                return Err(HttpError::HttpRequestDenied);
+            }
+            let started = Instant::now();
+            let result = send(request, options, &target, &grants, limits, &scope).await;
+            let (status, error) = match &result {
+                Ok((response, _)) => (Some(response.status().as_u16()), None),
+                Err(Refused::Denied(e)) | Err(Refused::Failed(e)) => {
+                    (None, Some(e.message.clone()))
+                }
+                Err(Refused::Http(e)) => (None, Some(format!("{e:?}"))),
+            };
+            if let Ok(mut s) = scope.lock() {
+                s.requests.push(OutboundRequest {
+                    method: target.method.clone(),
+                    scheme: target.scheme.clone(),
+                    authority: wasmflow_core::grant::authority(&target.host, target.port),
+                    path: target.path.clone(),
+                    status,
+                    duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    error,
+                });
+                if let Err(Refused::Denied(e) | Refused::Failed(e)) = &result {
+                    s.refusal.get_or_insert(e.clone());
+                }
+            }
+            match result {
+                Ok(sent) => Ok(sent),
+                Err(Refused::Denied(_)) => Err(HttpError::HttpRequestDenied),
+                Err(Refused::Failed(_)) => Err(HttpError::ConnectionTimeout),
+                Err(Refused::Http(e)) => Err(e),
+            }
+        })
+    }
+}
+
+/// Why a request did not get a response.
+enum Refused {
+    /// No grant allows it.
+    Denied(WorkflowError),
+    /// It ran out of time.
+    Failed(WorkflowError),
+    /// The connection or the protocol failed.
+    Http(HttpError),
+}
+
+/// Where a request goes, from its URL.
+struct Target {
+    method: String,
+    scheme: String,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Target {
+    fn of(request: &http::Request<WasiBody>) -> Self {
+        let uri = request.uri();
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "http" { 80 } else { 443 });
+        Target {
+            method: request.method().as_str().to_owned(),
+            scheme,
+            host,
+            port,
+            path: uri.path().to_owned(),
+        }
+    }
+
+    fn display(&self) -> String {
+        format!(
+            "{}://{}{}",
+            self.scheme,
+            wasmflow_core::grant::authority(&self.host, self.port),
+            self.path
+        )
+    }
+}
+
+fn denied(message: String) -> Refused {
+    Refused::Denied(WorkflowError::new(ErrorKind::CapabilityDenied, message))
+}
+
+async fn send(
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    target: &Target,
+    grants: &Grants,
+    limits: OutboundLimits,
+    scope: &Arc<Mutex<Scope>>,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    Refused,
+> {
+    let grant = grants
+        .find(&target.scheme, &target.host, target.port, &target.method)
+        .map_err(denied)?;
+    for value in request.headers_mut().values_mut() {
+        let Ok(text) = value.to_str() else { continue };
+        if let Some(replaced) = substitute_secrets(text, grant, &grants.who).map_err(denied)? {
+            *value = http::HeaderValue::from_str(&replaced)
+                .map_err(|_| denied("a secret's value is not a valid header value".into()))?;
+            value.set_sensitive(true);
+        }
+    }
+    let deadline = tokio::time::Instant::now() + limits.timeout;
+    let address = resolve(grant, target, deadline).await?;
+    if target.scheme == "http" {
+        // Connect to the address that was checked, not to a name that could
+        // resolve elsewhere the second time (the Host header keeps the name).
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let uri = http::Uri::builder()
+            .scheme("http")
+            .authority(address.to_string())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| denied(format!("the request URL cannot be rebuilt: {e}")))?;
+        *request.uri_mut() = uri;
+    }
+    let options = RequestOptions {
+        connect_timeout: Some(shorter(options.and_then(|o| o.connect_timeout), limits)),
+        first_byte_timeout: Some(shorter(options.and_then(|o| o.first_byte_timeout), limits)),
+        between_bytes_timeout: Some(shorter(
+            options.and_then(|o| o.between_bytes_timeout),
+            limits,
+        )),
+    };
+    let timed_out = || {
+        Refused::Failed(WorkflowError::new(
+            ErrorKind::Application,
+            format!(
+                "{} {} timed out after {} ms (outbound timeout_ms)",
+                target.method,
+                target.display(),
+                limits.timeout.as_millis()
+            ),
+        ))
+    };
+    let (response, io) = tokio::time::timeout_at(
+        deadline,
+        wasmtime_wasi_http::default_send_request(request, Some(options)),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(Refused::Http)?;
+    let cap = limits.max_response_bytes;
+    let url = target.display();
+    let too_big = move |n: u64| {
+        WorkflowError::quota("max_response_bytes", n, cap).with_details(serde_json::json!({
+            "limit": "max_response_bytes",
+            "value": n,
+            "max": cap,
+            "url": url,
+        }))
+    };
+    if let Some(length) = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && length > cap
+    {
+        return Err(Refused::Failed(too_big(length)));
+    }
+    let scope = scope.clone();
+    let over = move |n: u64| {
+        if let Ok(mut s) = scope.lock() {
+            s.refusal.get_or_insert(too_big(n));
+        }
+    };
+    let response = response.map(|body| {
+        Capped {
+            inner: body,
+            read: 0,
+            cap,
+            deadline,
+            over: Box::new(over),
+        }
+        .boxed_unsync()
+    });
+    Ok((response, Box::new(io)))
+}
+
+/// The guest's timeout, if shorter than the outbound timeout.
+fn shorter(guest: Option<std::time::Duration>, limits: OutboundLimits) -> std::time::Duration {
+    guest.map_or(limits.timeout, |g| g.min(limits.timeout))
+}
+
+/// The address to connect to: the URL's IP, or what its name resolves to,
+/// checked against the grant.
+async fn resolve(
+    grant: &HttpGrant,
+    target: &Target,
+    deadline: tokio::time::Instant,
+) -> Result<SocketAddr, Refused> {
+    if let Ok(ip) = target.host.parse::<IpAddr>() {
+        check_address(grant, ip).map_err(denied)?;
+        return Ok(SocketAddr::new(ip, target.port));
+    }
+    let found = tokio::time::timeout_at(
+        deadline,
+        tokio::net::lookup_host((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| denied(format!("resolving {} timed out", target.host)))?
+    .map_err(|e| denied(format!("cannot resolve {}: {e}", target.host)))?;
+    let addresses: Vec<SocketAddr> = found.collect();
+    // Every address the name has must be allowed: the connection could go
+    // to any of them.
+    for address in &addresses {
+        check_address(grant, address.ip()).map_err(denied)?;
+    }
+    addresses
+        .into_iter()
+        .next()
+        .ok_or_else(|| denied(format!("{} resolves to no address", target.host)))
+}
+
+/// A response body that fails once more than `cap` bytes were read, or the
+/// request's deadline passed.
+struct Capped<B> {
+    inner: B,
+    read: u64,
+    cap: u64,
+    deadline: tokio::time::Instant,
+    over: Box<dyn Fn(u64) + Send>,
+}
+
+impl<B> Body for Capped<B>
+where
+    B: Body<Data = Bytes, Error = HttpError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        if tokio::time::Instant::now() >= self.deadline {
+            return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+        }
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            other => return other,
+        };
+        if let Some(data) = frame.data_ref() {
+            self.read += data.len() as u64;
+            if self.read > self.cap {
+                let read = self.read;
+                (self.over)(read);
+                return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.cap)))));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
