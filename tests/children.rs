@@ -79,6 +79,7 @@ async fn the_seed_order_payment_example_runs_end_to_end() {
         [
             "run_started",
             "activation_completed", // payment_start
+            "task_attempted",       // charge_card, recorded before payment_process goes on
             "activation_completed", // payment_process
             "activation_completed", // payment_done: send_to_parent, complete
             "event_sent_to_parent",

@@ -311,7 +311,7 @@ fn the_seed_example_has_exactly_this_history() {
             json!({"type": "run_started", "workflow_type": "Order", "workflow_id": "order-1",
                    "input": {"order_id": "1", "amount": 9.5}}),
             json!({"type": "activation_completed", "sequence": 0, "kind": "start", "handler": "order_start",
-                   "directive": {"wait": {}}, "keys_changed": ["amount", "order_id"]}),
+                   "directive": {"wait": {}}, "keys_changed": ["amount", "order_id", "payments_url"]}),
             json!({"type": "event_received", "name": "start_payment", "payload": null}),
             json!({"type": "event_dispatched", "name": "start_payment", "kind": "event"}),
             json!({"type": "activation_completed", "sequence": 2, "kind": "event", "handler": "start_payment",
@@ -336,6 +336,7 @@ fn the_seed_example_has_exactly_this_history() {
         [
             "run_started",
             "activation_completed",
+            "task_attempted",
             "activation_completed",
             "activation_completed",
             "event_sent_to_parent",

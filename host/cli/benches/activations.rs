@@ -64,6 +64,20 @@ impl HostServices for NoServices {
             )))
         })
     }
+
+    fn record(
+        &self,
+        _run_id: wasmflow_host::RunId,
+        _sequence: u64,
+        _entries: Vec<wasmflow_host::journal::JournalEntry>,
+    ) -> BoxFuture<'_, Result<(), ServiceError>> {
+        Box::pin(async {
+            Err(ServiceError::Guest(WorkflowError::new(
+                ErrorKind::NotSupported,
+                "benchmark",
+            )))
+        })
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -179,6 +193,8 @@ async fn instantiate_call_drop(plugins: &std::path::Path, limits: bool) -> anyho
         store: store.clone(),
         store_bytes: 0,
         timeout: Duration::from_secs(10),
+        journal: Arc::default(),
+        grants: Arc::default(),
     };
     for _ in 0..2_000 {
         let outcome = component.activate(request()).await;

@@ -35,7 +35,6 @@ pub use builder::HostBuilder;
 pub use config::{Config, ConfigError};
 pub use wasmflow_core::activation;
 pub use wasmflow_core::activation::ComponentVersion;
-pub use wasmflow_core::grant;
 pub use wasmflow_core::limits as defaults;
 pub use wasmflow_core::model::{
     Directive, HandlerSpec, HistoryEvent, Json, ParamSpec, Pending, RunId, WorkflowTypeSpec,
@@ -45,6 +44,7 @@ pub use wasmflow_core::plan::Timer;
 pub use wasmflow_core::{
     ChildStatus, ClosePolicy, ErrorKind, HandlerKind, RunStatus, WorkflowError,
 };
+pub use wasmflow_core::{grant, journal};
 pub use wasmflow_engine::{
     Admin, Error, Host, PinnedRun, Plugins, Rejected, Result, RunTree, StartOptions, Started,
     TypeEntry, UpgradeReport, short_version,

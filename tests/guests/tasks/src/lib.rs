@@ -122,7 +122,8 @@ mod reexec {
         let uuid = ctx.uuid4();
         let seen = json!({
             "now_ms": now_ms,
-            "random": random,
+            // As bits: a float's JSON text is compared exactly.
+            "random_bits": random.to_bits(),
             "random_u64": random_u64,
             "uuid": uuid,
         });
@@ -273,4 +274,36 @@ mod reserve {
     }
 }
 
-wasmflow::export!(reexec, retries, fetch, reserve);
+/// A task whose value is floats: are they returned exactly as the closure
+/// made them (first execution, through the host's record)? Completes with
+/// the bits of every float that came back different.
+#[wasmflow::workflow(name = "Floats")]
+mod floats {
+    use super::*;
+
+    #[start]
+    fn start(ctx: &mut Context, n: u32) -> Result<Directive> {
+        // Deterministic pseudo-random floats in [0, 1), no recorded values.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let made: Vec<f64> = (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect();
+        let back: Vec<f64> = ctx.task("floats", RetryPolicy::none(), |_| Ok(made.clone()))?;
+        let changed: Vec<Value> = made
+            .iter()
+            .zip(&back)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .map(|(a, b)| json!({"made": format!("{a:?}"), "returned": format!("{b:?}")}))
+            .collect();
+        Ok(ctx
+            .next
+            .complete(json!({"n": back.len(), "changed": changed})))
+    }
+}
+
+wasmflow::export!(reexec, retries, fetch, reserve, floats);
