@@ -15,7 +15,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::WorkflowError;
-use crate::model::Json;
 
 /// One entry of a journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +67,8 @@ impl TaskResult {
     }
 
     /// The value, or the error.
-    pub fn to_result(&self) -> Result<Json, WorkflowError> {
+    /// (`model` depends on this module, so the raw JSON type is named here.)
+    pub fn to_result(&self) -> Result<Box<serde_json::value::RawValue>, WorkflowError> {
         match self {
             TaskResult::Value(v) => serde_json::value::to_raw_value(v).map_err(|e| {
                 WorkflowError::new(
