@@ -4,9 +4,8 @@
 //! charged exactly once, and no recorded task or dispatched event run twice.
 
 use std::collections::{HashMap, HashSet};
-use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -128,7 +127,8 @@ impl Host {
     fn start(&mut self) -> Duration {
         assert!(self.child.is_none(), "the host is already running");
         let began = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        let mut serve = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
+        serve
             .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
             .arg(&self.plugins)
             .arg("--db")
@@ -139,31 +139,9 @@ impl Host {
             .env_remove("RUST_LOG")
             .env_remove("WASMFLOW_TOKEN")
             .env_remove("WASMFLOW_CONFIG")
-            .env("PAYMENTS_TOKEN", TOKEN)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start wasmflow serve");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
+            .env("PAYMENTS_TOKEN", TOKEN);
+        let (child, addr) = crate::testbed::spawn_serve(serve);
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        let addr = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("serve logs its address; it logged {seen:#?}"));
-            if let Some(rest) = line.split("serving on ").nth(1) {
-                break rest.split(';').next().unwrap().trim().to_owned();
-            }
-            seen.push(line);
-        };
         let agent = agent();
         loop {
             let healthy = agent

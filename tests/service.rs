@@ -1,9 +1,9 @@
 //! The host as a service: the real `wasmflow serve` binary, driven through
 //! its HTTP API and through the client subcommands.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::testbed::TestBed;
@@ -32,32 +32,12 @@ impl Served {
             .arg(sandbox.db())
             .current_dir(sandbox.path())
             .env_remove("RUST_LOG")
-            .env_remove("WASMFLOW_TOKEN")
-            .stderr(Stdio::piped());
+            .env_remove("WASMFLOW_TOKEN");
         if let Some(t) = token {
             cmd.args(["--token", t]);
         }
         cmd.args(flags);
-        let mut child = cmd.spawn().expect("start wasmflow serve");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("serve logs its address");
-            if let Some(rest) = line.split("serving on ").nth(1) {
-                break rest.split(';').next().unwrap().trim().to_owned();
-            }
-        };
+        let (child, addr) = crate::testbed::spawn_serve(cmd);
         Served {
             _sandbox: sandbox,
             child,

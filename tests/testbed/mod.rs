@@ -2,9 +2,11 @@
 //! test binary, a no-op when nothing changed), plugin directories holding a
 //! chosen few of them, and hosts on a fresh SQLite file in a temp dir.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use wasmflow_host::{Host, HostBuilder, RunId, RunRecord};
@@ -119,4 +121,36 @@ pub async fn history_kinds(host: &Host, run_id: RunId) -> Vec<&'static str> {
         .iter()
         .map(|h| h.event.kind())
         .collect()
+}
+
+/// Spawn `serve` (a `wasmflow serve` command with `--listen 127.0.0.1:0`)
+/// with its stderr piped, and wait until it logs the address it serves on;
+/// the child and `http://ADDR`. Its log keeps being drained afterwards.
+pub fn spawn_serve(mut serve: Command) -> (Child, String) {
+    let mut child = serve
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wasmflow serve");
+    let stderr = child.stderr.take().expect("serve's stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("serve logs its address; it logged {seen:#?}"));
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest.split(';').next().unwrap_or(rest).trim().to_owned();
+        }
+        seen.push(line);
+    };
+    (child, addr)
 }

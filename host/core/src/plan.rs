@@ -58,6 +58,16 @@ pub struct Timer {
 }
 
 impl Timer {
+    /// The timer of a task's retry delay, due at `due_ms`.
+    pub fn retry(due_ms: u64) -> Self {
+        Timer {
+            due_ms,
+            on_timeout: None,
+            sleep: true,
+            retry: true,
+        }
+    }
+
     /// The error a timed wait without a timeout step fails its run with.
     pub fn wait_timeout(run_id: RunId) -> WorkflowError {
         WorkflowError::new(
@@ -134,6 +144,19 @@ pub struct Plan {
     pub to_parent: Vec<Delivery>,
 }
 
+impl Plan {
+    /// A plan that keeps nothing the activation did but `history`.
+    fn discarding(next: NextState, history: HistoryEvent) -> Plan {
+        Plan {
+            next,
+            writes: BTreeMap::new(),
+            history: vec![history],
+            children: Vec::new(),
+            to_parent: Vec::new(),
+        }
+    }
+}
+
 /// Decide the run's next state from an activation's outcome (SPEC 3):
 ///
 /// - an error (trap, limit, handler `Err`) fails the run and discards the
@@ -160,23 +183,20 @@ pub fn plan(
     if let Some(due_ms) = outcome.retry_at_ms {
         // A task's retry delay did not fit the step timeout: nothing of the
         // activation is kept but its journal; it runs again when due.
-        return Plan {
-            history: vec![HistoryEvent::RetryScheduled {
+        return Plan::discarding(
+            NextState::Retrying {
+                due_ms,
+                pending: pending.clone(),
+            },
+            HistoryEvent::RetryScheduled {
                 sequence: seq,
                 kind: pending.kind,
                 handler: pending.handler.clone(),
                 started_ms,
                 duration_us,
                 due_ms,
-            }],
-            next: NextState::Retrying {
-                due_ms,
-                pending: pending.clone(),
             },
-            writes: Default::default(),
-            children: Vec::new(),
-            to_parent: Vec::new(),
-        };
+        );
     }
     let sent = &outcome.sent;
     let checked = outcome.result.and_then(|directive| {
@@ -198,20 +218,15 @@ pub fn plan(
     let (next, recorded, payloads) = match checked {
         Ok(checked) => checked,
         Err(error) => {
-            return Plan {
-                history: vec![HistoryEvent::ActivationFailed {
-                    sequence: seq,
-                    kind: pending.kind,
-                    handler: pending.handler.clone(),
-                    started_ms,
-                    duration_us,
-                    error: error.clone(),
-                }],
-                next: NextState::Failed(error),
-                writes: Default::default(),
-                children: Vec::new(),
-                to_parent: Vec::new(),
+            let history = HistoryEvent::ActivationFailed {
+                sequence: seq,
+                kind: pending.kind,
+                handler: pending.handler.clone(),
+                started_ms,
+                duration_us,
+                error: error.clone(),
             };
+            return Plan::discarding(NextState::Failed(error), history);
         }
     };
     let mut history = vec![HistoryEvent::ActivationCompleted {

@@ -685,13 +685,7 @@ async fn run_until_parked(
                         arm_timer(inner, live.run_id, live.seq, timer)
                     }
                     NextState::Retrying { due_ms, .. } => {
-                        let timer = Timer {
-                            due_ms,
-                            on_timeout: None,
-                            sleep: true,
-                            retry: true,
-                        };
-                        arm_timer(inner, live.run_id, live.seq, timer);
+                        arm_timer(inner, live.run_id, live.seq, Timer::retry(due_ms))
                     }
                     _ => {}
                 }

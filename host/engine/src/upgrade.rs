@@ -277,4 +277,22 @@ mod tests {
         let err = check(&old, &old, &run, &Anchors::default()).unwrap_err();
         assert!(err.contains("in progress"), "{err}");
     }
+
+    #[test]
+    fn a_kept_activation_must_exist_in_the_new_version() {
+        let old = spec(&[(Start, "s", &[]), (Step, "charge", &[])]);
+        let fixed = spec(&[(Start, "s", &[]), (Step, "charge", &[])]);
+        let renamed = spec(&[(Start, "s", &[]), (Step, "charge_v2", &[])]);
+        let mut run = waiting(None);
+        run.status = RunStatus::Failed;
+        run.pending = Some(wasmflow_core::model::Pending {
+            kind: Step,
+            handler: "charge".into(),
+            input: json_null(),
+        });
+        let anchors = Anchors::default();
+        assert_eq!(check(&old, &fixed, &run, &anchors), Ok(()));
+        let err = check(&old, &renamed, &run, &anchors).unwrap_err();
+        assert!(err.contains("step handler `charge`"), "{err}");
+    }
 }

@@ -23,6 +23,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use wasmflow_core::grant::{Grants, HttpGrant, OutboundLimits, check_address, substitute_secrets};
 use wasmflow_core::journal::OutboundRequest;
+use wasmflow_core::limits::MAX_REQUESTS_PER_ATTEMPT;
 use wasmflow_core::{ErrorKind, WorkflowError};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -45,7 +46,6 @@ pub(crate) struct Outbound {
     pub scope: Arc<Mutex<Scope>>,
     grants: Arc<Grants>,
     limits: OutboundLimits,
-    max_requests: usize,
 }
 
 impl Outbound {
@@ -54,7 +54,6 @@ impl Outbound {
             scope: Arc::default(),
             grants,
             limits,
-            max_requests: wasmflow_core::limits::MAX_REQUESTS_PER_ATTEMPT,
         }
     }
 
@@ -124,11 +123,11 @@ impl WasiHttpHooks for Outbound {
                     s.violation.get_or_insert(error);
                     false
                 }
-                Some(_) if s.requests.len() >= self.max_requests => {
+                Some(_) if s.requests.len() >= MAX_REQUESTS_PER_ATTEMPT => {
                     let error = WorkflowError::quota(
                         "max_requests_per_attempt",
                         s.requests.len() as u64 + 1,
-                        self.max_requests as u64,
+                        MAX_REQUESTS_PER_ATTEMPT as u64,
                     );
                     s.refusal.get_or_insert(error);
                     false
@@ -144,7 +143,7 @@ impl WasiHttpHooks for Outbound {
             let result = send(request, options, &target, &grants, limits, &scope).await;
             let (status, error) = match &result {
                 Ok((response, _)) => (Some(response.status().as_u16()), None),
-                Err(Refused::Denied(e)) | Err(Refused::Failed(e)) => {
+                Err(Refused::Denied(e)) | Err(Refused::Failed(e, _)) => {
                     (None, Some(e.message.clone()))
                 }
                 Err(Refused::Http(e)) => (None, Some(format!("{e:?}"))),
@@ -159,14 +158,14 @@ impl WasiHttpHooks for Outbound {
                     duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
                     error,
                 });
-                if let Err(Refused::Denied(e) | Refused::Failed(e)) = &result {
+                if let Err(Refused::Denied(e) | Refused::Failed(e, _)) = &result {
                     s.refusal.get_or_insert(e.clone());
                 }
             }
             match result {
                 Ok(sent) => Ok(sent),
                 Err(Refused::Denied(_)) => Err(HttpError::HttpRequestDenied),
-                Err(Refused::Failed(_)) => Err(HttpError::ConnectionTimeout),
+                Err(Refused::Failed(_, code)) => Err(code),
                 Err(Refused::Http(e)) => Err(e),
             }
         })
@@ -177,8 +176,9 @@ impl WasiHttpHooks for Outbound {
 enum Refused {
     /// No grant allows it.
     Denied(WorkflowError),
-    /// It ran out of time.
-    Failed(WorkflowError),
+    /// It ran out of time, or its response is over the cap: the attempt's
+    /// error, and what the guest's client is told.
+    Failed(WorkflowError, HttpError),
     /// The connection or the protocol failed.
     Http(HttpError),
 }
@@ -280,7 +280,7 @@ async fn send(
         )),
     };
     let timed_out = || {
-        Refused::Failed(WorkflowError::new(
+        let error = WorkflowError::new(
             ErrorKind::Application,
             format!(
                 "{} {} timed out after {} ms (outbound timeout_ms)",
@@ -288,7 +288,8 @@ async fn send(
                 target.display(),
                 limits.timeout.as_millis()
             ),
-        ))
+        );
+        Refused::Failed(error, HttpError::ConnectionTimeout)
     };
     let (response, io) = tokio::time::timeout_at(
         deadline,
@@ -314,7 +315,10 @@ async fn send(
         .and_then(|v| v.parse::<u64>().ok())
         && length > cap
     {
-        return Err(Refused::Failed(too_big(length)));
+        return Err(Refused::Failed(
+            too_big(length),
+            HttpError::HttpResponseBodySize(Some(cap)),
+        ));
     }
     let scope = scope.clone();
     let over = move |n: u64| {

@@ -230,12 +230,7 @@ impl Rules<'_> {
             NextState::Retrying { due_ms, pending } => {
                 // The activation stays pending, with its journal, and the
                 // run sleeps until the retry is due.
-                let timer = Timer {
-                    due_ms: *due_ms,
-                    on_timeout: None,
-                    sleep: true,
-                    retry: true,
-                };
+                let timer = Timer::retry(*due_ms);
                 self.set_state(
                     run,
                     seq,
