@@ -218,5 +218,6 @@ fn bench(extra: &[String]) -> Result<()> {
             "--",
         ])
         .args(extra)
-        .env("WASMFLOW_PLUGINS", &guests.examples))
+        .env("WASMFLOW_PLUGINS", &guests.examples)
+        .env("WASMFLOW_TEST_PLUGINS", &guests.tests))
 }

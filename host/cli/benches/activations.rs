@@ -11,13 +11,17 @@
 //!
 //! Options (after `--`): `--runs R --steps N` for the concurrent figure;
 //! `--orders N` for Order/Payment; `--only
-//! instantiate|concurrent|sequential|order-payment|http|limits|plugins` for one
+//! instantiate|concurrent|sequential|order-payment|http|limits|plugins|tasks` for one
 //! figure. `plugins` prints how soon a new plugin file is startable and how
 //! long a host takes to start with 50 plugins, compiling and from the cache;
 //! `http` runs Order/Payment through the HTTP API with 64 concurrent
 //! clients on loopback.
 //! `limits` prints what memory caps, deadlines and epoch time-slicing cost:
 //! activations/s with them on and off, in the sandbox alone and durable.
+//! `tasks` prints the cost of one recorded task (one activation running
+//! many, each recorded durably before the next; alone and with a loopback
+//! HTTP call) and Order/Payment with `charge_card` POSTing to the loopback
+//! payments service, next to the same workload charging locally.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -146,6 +150,13 @@ fn main() -> anyhow::Result<()> {
         if wanted("plugins") {
             new_plugin_latency(&plugins).await?;
             startup_with_plugins(&plugins, 50).await?;
+        }
+        if wanted("tasks") {
+            let test_plugins = std::env::var_os("WASMFLOW_TEST_PLUGINS")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("../target/test-plugins"));
+            recorded_tasks(&test_plugins).await?;
+            order_payment_with_http_task(&plugins, orders.min(2_000)).await?;
         }
         Ok(())
     })
@@ -279,25 +290,7 @@ async fn order_payment(plugins: &std::path::Path, orders: usize) -> anyhow::Resu
             .start()
             .await?,
     );
-    let start = Instant::now();
-    let mut tasks = Vec::with_capacity(orders);
-    for i in 0..orders {
-        let host = host.clone();
-        tasks.push(tokio::spawn(async move { one_order(&host, i).await }));
-    }
-    let mut latencies = Vec::with_capacity(orders);
-    for task in tasks {
-        latencies.push(task.await??);
-    }
-    let elapsed = start.elapsed();
-    latencies.sort();
-    println!(
-        "order/payment, {orders} at once: {:.0} workflows/s ({:.2} s); end-to-end latency p50 {:.1} ms, p99 {:.1} ms",
-        orders as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64(),
-        millis(latencies[orders / 2]),
-        millis(latencies[orders * 99 / 100]),
-    );
+    orders_at_once(&host, orders, None, "order/payment").await?;
 
     let sequential = 200;
     let mut latencies = Vec::with_capacity(sequential);
@@ -401,10 +394,193 @@ async fn order_payment_http(
     Ok(())
 }
 
+/// `orders` Orders started at once on `host` (charging at `payments_url`
+/// when given), each driven to completion; prints workflows/s and latency
+/// under `label`, returns workflows/s.
+async fn orders_at_once(
+    host: &Arc<Host>,
+    orders: usize,
+    payments_url: Option<&str>,
+    label: &str,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(orders);
+    for i in 0..orders {
+        let host = host.clone();
+        let url = payments_url.map(str::to_owned);
+        tasks.push(tokio::spawn(async move {
+            one_order_at(&host, i, url.as_deref()).await
+        }));
+    }
+    let mut latencies = Vec::with_capacity(orders);
+    for task in tasks {
+        latencies.push(task.await??);
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    let rate = orders as f64 / elapsed.as_secs_f64();
+    println!(
+        "{label}, {orders} at once: {rate:.0} workflows/s ({:.2} s); end-to-end latency p50 {:.1} ms, p99 {:.1} ms",
+        elapsed.as_secs_f64(),
+        millis(latencies[orders / 2]),
+        millis(latencies[orders * 99 / 100]),
+    );
+    Ok(rate)
+}
+
+/// The loopback payments service, on the benchmark's runtime.
+async fn payments_service() -> anyhow::Result<payments_service::Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    payments_service::spawn(
+        listener,
+        payments_service::Options {
+            token: Some("bench".into()),
+            fail_first: 0,
+        },
+    )
+}
+
+/// A host config granting `plugin` the payments service at `url`, with its
+/// token as the `payments_token` secret.
+fn payments_grant(plugin: &str, url: &str) -> anyhow::Result<wasmflow_host::Config> {
+    let text = format!(
+        "[secrets]\npayments_token = {{ env = \"T\" }}\n\
+         [[grants]]\nplugin = \"{plugin}\"\n\
+         [[grants.http]]\nurl = \"{url}\"\nsecrets = [\"payments_token\"]\n"
+    );
+    let env = std::collections::HashMap::from([("T".to_owned(), "bench".to_owned())]);
+    Ok(wasmflow_host::Config::parse(
+        &text,
+        std::path::Path::new("bench.toml"),
+        &env,
+    )?)
+}
+
+/// The cost of one recorded task: `TaskLoop` runs (the `tasks` test guest)
+/// with `n` tasks in their start activation against runs with none, one
+/// run at a time (each record waits for its own fsync) and many at once
+/// (group commit shares the fsyncs); then with a loopback HTTP POST (a
+/// charge to the payments service) in each task.
+async fn recorded_tasks(test_plugins: &std::path::Path) -> anyhow::Result<()> {
+    let payments = payments_service().await?;
+    let dir = tempfile::tempdir()?;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins)?;
+    std::fs::copy(test_plugins.join("tasks.wasm"), plugins.join("tasks.wasm"))?;
+    let host = Arc::new(
+        HostBuilder::new(dir.path().join("tasks.db"))
+            .plugins(&plugins)
+            .config(payments_grant("tasks.wasm", &payments.url())?)
+            .start()
+            .await?,
+    );
+    let run = |n: u32, url: Option<String>| {
+        let host = host.clone();
+        async move {
+            let input = serde_json::json!({"n": n, "url": url});
+            let began = Instant::now();
+            let started = host
+                .start("TaskLoop", &input.to_string(), StartOptions::new())
+                .await?;
+            let done = host.wait(started.run_id).await?;
+            anyhow::ensure!(done.result.is_some(), "TaskLoop failed: {:?}", done.error);
+            anyhow::Ok(began.elapsed())
+        }
+    };
+    let charges_url = payments.url();
+    let per_task = |with: Vec<Duration>, without: Vec<Duration>, n: u32| {
+        let with = median(with.iter().map(|d| micros(*d)).collect());
+        let without = median(without.iter().map(|d| micros(*d)).collect());
+        (with - without) / f64::from(n)
+    };
+    for _ in 0..3 {
+        run(0, None).await?; // warm up
+    }
+    let n = 200;
+    let (mut with, mut without, mut http) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        without.push(run(0, None).await?);
+        with.push(run(n, None).await?);
+        http.push(run(n, Some(charges_url.clone())).await?);
+    }
+    let recorded = per_task(with, without.clone(), n);
+    let over_http = per_task(http, without, n);
+    println!(
+        "recorded task, one run at a time ({n} tasks per activation, median of 5): {recorded:.0} µs per task; \
+         with a loopback HTTP POST (a charge) in the task: {over_http:.0} µs per task"
+    );
+    let runs = 100;
+    let began = Instant::now();
+    let mut all = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        all.push(tokio::spawn(run(n, None)));
+    }
+    for r in all {
+        r.await??;
+    }
+    let elapsed = began.elapsed();
+    let tasks = (runs as u32 * n) as f64;
+    println!(
+        "recorded tasks, {runs} runs at once x {n} tasks: {:.0} tasks/s = {:.1} µs per task (group commit)",
+        tasks / elapsed.as_secs_f64(),
+        micros(elapsed) / tasks,
+    );
+    if let Ok(host) = Arc::try_unwrap(host) {
+        host.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Order/Payment with `charge_card` charging locally and with it POSTing to
+/// the loopback payments service, on fresh databases, side by side.
+async fn order_payment_with_http_task(
+    plugins: &std::path::Path,
+    orders: usize,
+) -> anyhow::Result<()> {
+    let payments = payments_service().await?;
+    let url = payments.url();
+    let mut rates = Vec::new();
+    for (label, payments_url) in [
+        ("order/payment, charge_card local", None),
+        ("order/payment, charge_card over HTTP", Some(url.as_str())),
+    ] {
+        let dir = tempfile::tempdir()?;
+        let host = Arc::new(
+            HostBuilder::new(dir.path().join("orders.db"))
+                .plugins(plugins)
+                .config(payments_grant("order-payment.wasm", &url)?)
+                .start()
+                .await?,
+        );
+        rates.push(orders_at_once(&host, orders, payments_url, label).await?);
+        if let Ok(host) = Arc::try_unwrap(host) {
+            host.shutdown().await;
+        }
+    }
+    let stats = payments.stats();
+    println!(
+        "  the payments service applied {} charges for {} requests; HTTP costs {:.0}% of the throughput",
+        stats.charges,
+        stats.requests,
+        (1.0 - rates[1] / rates[0]) * 100.0
+    );
+    Ok(())
+}
+
 /// Start an Order, send `start_payment`, wait for it to complete.
 async fn one_order(host: &Host, i: usize) -> anyhow::Result<Duration> {
+    one_order_at(host, i, None).await
+}
+
+/// [`one_order`], charging at `payments_url` when given.
+async fn one_order_at(
+    host: &Host,
+    i: usize,
+    payments_url: Option<&str>,
+) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let input = serde_json::json!({"order_id": format!("o{i}"), "amount": 10.0 + i as f64});
+    let input = serde_json::json!({"order_id": format!("o{i}"), "amount": 10.0 + i as f64,
+        "payments_url": payments_url});
     let run = host
         .start("Order", &input.to_string(), StartOptions::new())
         .await?;

@@ -306,4 +306,29 @@ mod floats {
     }
 }
 
-wasmflow::export!(reexec, retries, fetch, reserve, floats);
+/// The benchmark's task workload (`cargo xtask bench --only tasks`): `n`
+/// tasks in one activation, each returning a value — or, with `url` (a
+/// payments service), each POSTing a charge there first.
+#[wasmflow::workflow(name = "TaskLoop")]
+mod task_loop {
+    use super::*;
+
+    #[start]
+    fn start(ctx: &mut Context, n: u32, url: Option<String>) -> Result<Directive> {
+        let headers = BTreeMap::from([(
+            "authorization".to_owned(),
+            "Bearer {{secret:payments_token}}".to_owned(),
+        )]);
+        let mut done = 0u32;
+        for i in 0..n {
+            let _: String = ctx.task("step", RetryPolicy::none(), |attempt| match &url {
+                Some(url) => charge(url, attempt, &headers),
+                None => Ok(i.to_string()),
+            })?;
+            done += 1;
+        }
+        Ok(ctx.next.complete(done))
+    }
+}
+
+wasmflow::export!(reexec, retries, fetch, reserve, floats, task_loop);
