@@ -291,10 +291,10 @@ async fn send(
         );
         Refused::Failed(error, HttpError::ConnectionTimeout)
     };
-    let (response, io) = tokio::time::timeout_at(
-        deadline,
-        wasmtime_wasi_http::default_send_request(request, Some(options)),
-    )
+    let (response, io) = tokio::time::timeout_at(deadline, async {
+        let request = without_empty_body(request).await?;
+        wasmtime_wasi_http::default_send_request(request, Some(options)).await
+    })
     .await
     .map_err(|_| timed_out())?
     .map_err(Refused::Http)?;
@@ -374,6 +374,57 @@ async fn resolve(
         .ok_or_else(|| denied(format!("{} resolves to no address", target.host)))
 }
 
+/// `request`, sent without a body when its body turns out to be empty.
+///
+/// A guest's body has no length until it is finished, so the client would
+/// frame even an empty one as chunked — and a server that answers a GET
+/// without reading that empty body may reset the connection. A request with
+/// a `Content-Length` is framed by it and left alone.
+async fn without_empty_body(
+    request: http::Request<WasiBody>,
+) -> Result<http::Request<WasiBody>, HttpError> {
+    if request.headers().contains_key(http::header::CONTENT_LENGTH) {
+        return Ok(request);
+    }
+    let (parts, mut body) = request.into_parts();
+    let body = match body.frame().await.transpose()? {
+        None => http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+        Some(first) => Prepended {
+            first: Some(first),
+            rest: body,
+        }
+        .boxed_unsync(),
+    };
+    Ok(http::Request::from_parts(parts, body))
+}
+
+/// A body whose first frame was read already.
+struct Prepended {
+    first: Option<Frame<Bytes>>,
+    rest: WasiBody,
+}
+
+impl Body for Prepended {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        match self.first.take() {
+            Some(first) => Poll::Ready(Some(Ok(first))),
+            None => Pin::new(&mut self.rest).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+}
+
 /// A response body that fails once more than `cap` bytes were read, or the
 /// request's deadline passed.
 struct Capped<B> {
@@ -419,5 +470,64 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full(text: &'static str) -> WasiBody {
+        http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+
+    /// Like a guest's outgoing body: no length, and its end is known only
+    /// once polled.
+    struct Unsized;
+
+    impl Body for Unsized {
+        type Data = Bytes;
+        type Error = HttpError;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+            Poll::Ready(None)
+        }
+    }
+
+    async fn sent(body: WasiBody, length: Option<&str>) -> (bool, Bytes) {
+        let mut request = http::Request::get("http://127.0.0.1:1/")
+            .body(body)
+            .unwrap();
+        if let Some(length) = length {
+            request.headers_mut().insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from_str(length).unwrap(),
+            );
+        }
+        let body = without_empty_body(request).await.unwrap().into_body();
+        let end = body.is_end_stream();
+        (end, body.collect().await.unwrap().to_bytes())
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_is_sent_as_none_and_a_full_one_whole() {
+        let unsized_body = Unsized.boxed_unsync();
+        assert!(
+            !unsized_body.is_end_stream(),
+            "its end is not known up front"
+        );
+        let (end, bytes) = sent(unsized_body, None).await;
+        assert!(end, "an empty body is no body: nothing to frame as chunked");
+        assert!(bytes.is_empty());
+        let (end, bytes) = sent(full("abc"), None).await;
+        assert!(!end);
+        assert_eq!(&bytes[..], b"abc", "the first frame is kept");
+        let (_, bytes) = sent(full("xy"), Some("2")).await;
+        assert_eq!(&bytes[..], b"xy", "a body with a length is left alone");
     }
 }
