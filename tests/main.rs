@@ -19,6 +19,7 @@ mod cli;
 mod events;
 mod foundation;
 mod hostile;
+mod hosts;
 mod plugins;
 mod service;
 mod tasks;

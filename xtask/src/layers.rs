@@ -6,8 +6,10 @@
 //! own `use crate::...` lines:
 //!
 //! - only `wasmflow-sandbox` depends on wasmtime directly, and only
-//!   `wasmflow-storage-sqlite` on SQLite (`rusqlite`, `libsqlite3-sys`,
-//!   `refinery`);
+//!   `wasmflow-storage-sqlite` on SQLite (`rusqlite`, `libsqlite3-sys`),
+//!   only `wasmflow-storage-postgres` on PostgreSQL's client (`postgres`,
+//!   `r2d2_postgres`; and xtask, for the tests' server), only the two
+//!   backends on `refinery`;
 //! - the inner crates reach neither, transitively: building one of them (or
 //!   `cargo build -p wasmflow-engine`) never compiles wasmtime or SQLite;
 //! - the engine and the model crates know no HTTP (`axum`, `hyper`, `ureq`);
@@ -23,8 +25,12 @@ use serde_json::Value;
 
 /// Packages that are part of wasmtime (matched by prefix).
 const WASMTIME: &[&str] = &["wasmtime", "cranelift"];
-/// Packages that are SQLite or its tooling.
-const SQLITE: &[&str] = &["rusqlite", "libsqlite3-sys", "refinery"];
+/// Packages that are SQLite.
+const SQLITE: &[&str] = &["rusqlite", "libsqlite3-sys"];
+/// Packages that are PostgreSQL's client.
+const POSTGRES: &[&str] = &["postgres", "tokio-postgres", "r2d2_postgres"];
+/// Schema migrations (both backends').
+const MIGRATIONS: &[&str] = &["refinery"];
 /// HTTP servers and clients.
 const HTTP: &[&str] = &["axum", "hyper", "ureq"];
 /// The async runtime.
@@ -45,37 +51,37 @@ struct Rule {
 const RULES: &[Rule] = &[
     Rule {
         krate: "wasmflow-protocol",
-        forbidden: &[WASMTIME, SQLITE, HTTP, TOKIO],
+        forbidden: &[WASMTIME, SQLITE, POSTGRES, MIGRATIONS, HTTP, TOKIO],
         direct: false,
         why: "the vocabulary builds for guests too: serde only",
     },
     Rule {
         krate: "wasmflow-core",
-        forbidden: &[WASMTIME, SQLITE, HTTP, TOKIO],
+        forbidden: &[WASMTIME, SQLITE, POSTGRES, MIGRATIONS, HTTP, TOKIO],
         direct: false,
         why: "the model is pure: no I/O",
     },
     Rule {
         krate: "wasmflow-storage",
-        forbidden: &[WASMTIME, SQLITE, HTTP],
+        forbidden: &[WASMTIME, SQLITE, POSTGRES, MIGRATIONS, HTTP],
         direct: false,
         why: "the storage interface knows no backend and no sandbox",
     },
     Rule {
         krate: "wasmflow-engine",
-        forbidden: &[WASMTIME, SQLITE, HTTP],
+        forbidden: &[WASMTIME, SQLITE, POSTGRES, MIGRATIONS, HTTP],
         direct: false,
         why: "the engine works over the storage and sandbox interfaces",
     },
     Rule {
         krate: "wasmflow-api",
-        forbidden: &[MODEL, WASMTIME, SQLITE, HTTP, TOKIO],
+        forbidden: &[MODEL, WASMTIME, SQLITE, POSTGRES, MIGRATIONS, HTTP, TOKIO],
         direct: false,
         why: "the wire model is serde types and the protocol's names",
     },
     Rule {
         krate: "wasmflow-sandbox",
-        forbidden: &[SQLITE],
+        forbidden: &[SQLITE, POSTGRES, MIGRATIONS],
         direct: false,
         why: "the sandbox knows no database",
     },
@@ -86,23 +92,35 @@ const RULES: &[Rule] = &[
         why: "the database knows no sandbox",
     },
     Rule {
+        krate: "wasmflow-storage-postgres",
+        forbidden: &[WASMTIME],
+        direct: false,
+        why: "the database knows no sandbox",
+    },
+    Rule {
         krate: "wasmflow-server",
-        forbidden: &[WASMTIME, SQLITE],
+        forbidden: &[WASMTIME, SQLITE, POSTGRES, MIGRATIONS],
         direct: true,
         why: "the server talks to a Host, not to its parts",
     },
     Rule {
         krate: "wasmflow-cli",
-        forbidden: &[WASMTIME, SQLITE, &["axum"]],
+        forbidden: &[WASMTIME, SQLITE, POSTGRES, MIGRATIONS, &["axum"]],
         direct: true,
         why: "the binary talks to a Host and the server, not to their parts",
     },
 ];
 
 /// The only workspace crates that may depend directly on these.
-const OWNERS: &[(&[&str], &str)] = &[
-    (WASMTIME, "wasmflow-sandbox"),
-    (SQLITE, "wasmflow-storage-sqlite"),
+const OWNERS: &[(&[&str], &[&str])] = &[
+    (WASMTIME, &["wasmflow-sandbox"]),
+    (SQLITE, &["wasmflow-storage-sqlite"]),
+    // xtask: the tests' throw-away server and their fresh schemas.
+    (POSTGRES, &["wasmflow-storage-postgres", "xtask"]),
+    (
+        MIGRATIONS,
+        &["wasmflow-storage-sqlite", "wasmflow-storage-postgres"],
+    ),
 ];
 
 /// The crates whose module imports are checked for cycles.
@@ -111,6 +129,7 @@ const MODULE_CRATES: &[&str] = &[
     "host/core",
     "host/storage",
     "host/storage-sqlite",
+    "host/storage-postgres",
     "host/sandbox",
     "host/engine",
     "host/host",
@@ -220,9 +239,13 @@ impl Graph {
         for member in &self.members {
             for dep in self.deps.get(member).into_iter().flatten() {
                 for (patterns, owner) in OWNERS {
-                    if matches(dep, patterns) && member != owner && !matches(member, patterns) {
+                    if matches(dep, patterns)
+                        && !owner.contains(&member.as_str())
+                        && !matches(member, patterns)
+                    {
                         found.push(format!(
-                            "`{member}` depends on `{dep}` directly; only `{owner}` may"
+                            "`{member}` depends on `{dep}` directly; only `{}` may",
+                            owner.join("`, `")
                         ));
                     }
                 }

@@ -10,6 +10,7 @@
 //! `target/test-plugins/` (test guests).
 
 pub mod layers;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,10 +6,14 @@
 //!   Order's result and its Payment child's.
 //! - `test`:   build the guests, then the layering check, `cargo fmt
 //!   --check`, `cargo clippy` (warnings are errors) and every test of the
-//!   workspace.
+//!   workspace, with a throw-away PostgreSQL server on loopback for the
+//!   PostgreSQL backend's tests (`xtask::postgres`).
 //! - `layers`: check the architecture's dependency rules (see
 //!   `xtask::layers`).
 //! - `bench`:  build the guests and run the benchmark (release build).
+//! - `postgres`: start a throw-away PostgreSQL server on loopback and print
+//!   its URL, for running PostgreSQL tests by hand
+//!   (`WASMFLOW_TEST_POSTGRES=<url> cargo test ...`); Enter stops it.
 
 use std::process::{Command, ExitCode};
 
@@ -24,6 +28,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("layers") => xtask::layers::check(&workspace_root()),
+        Some("postgres") => postgres(),
         _ => {
             eprintln!(
                 "usage: cargo xtask <guests | demo | test | bench | layers>\n\n\
@@ -31,7 +36,8 @@ fn main() -> ExitCode {
                  demo    build everything and run the demo workflow\n\
                  test    fmt check, clippy and the whole test suite\n\
                  bench   the benchmark (prints the figures)\n\
-                 layers  check the crates' dependency rules"
+                 layers  check the crates' dependency rules\n\
+                 postgres  start a throw-away PostgreSQL server for the tests"
             );
             return ExitCode::from(2);
         }
@@ -189,6 +195,16 @@ impl Drop for Payments {
     }
 }
 
+fn postgres() -> Result<()> {
+    let cluster = xtask::postgres::Cluster::start()?;
+    println!("{}={}", xtask::postgres::URL_ENV, cluster.url());
+    println!("(press Enter to stop the server and delete its data)");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    drop(cluster);
+    Ok(())
+}
+
 fn test(extra: &[String]) -> Result<()> {
     build_guests()?;
     xtask::layers::check(&workspace_root())?;
@@ -203,7 +219,21 @@ fn test(extra: &[String]) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo().args(["test", "--workspace"]).args(extra))
+    // The PostgreSQL backend's tests run against a throw-away server on
+    // loopback, stopped (and its data deleted) when the tests end.
+    let postgres = match std::env::var(xtask::postgres::URL_ENV) {
+        Ok(url) => {
+            eprintln!("xtask: PostgreSQL tests use {url}");
+            None
+        }
+        Err(_) => Some(xtask::postgres::Cluster::start()?),
+    };
+    let mut test = cargo();
+    test.args(["test", "--workspace"]).args(extra);
+    if let Some(cluster) = &postgres {
+        test.env(xtask::postgres::URL_ENV, cluster.url());
+    }
+    run(&mut test)
 }
 
 fn bench(extra: &[String]) -> Result<()> {

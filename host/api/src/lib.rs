@@ -42,7 +42,7 @@ pub use wasmflow_protocol::{HandlerKind, RunStatus};
 /// An error answer, of any route: `{"kind", "message"}` with the HTTP
 /// status. `kind` is a wasmflow error kind (`RunNotFound`,
 /// `InvalidPayload`, ...) or one of the API's own (`Unauthorized`,
-/// `NotFound`, `Internal`, `ShuttingDown`).
+/// `NotFound`, `Internal`, `ShuttingDown`, `DatabaseUnavailable`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub kind: String,

@@ -25,7 +25,8 @@ use clap::{Args, Parser, Subcommand};
 use std::sync::Arc;
 
 use wasmflow_host::{
-    HostBuilder, LiveVersion, RunStatus, StartOptions, inspect_plugins, open_admin, short_version,
+    Database, HostBuilder, LiveVersion, RunStatus, StartOptions, inspect_plugins, open_admin,
+    short_version,
 };
 
 #[derive(Parser)]
@@ -112,9 +113,17 @@ struct PluginsArg {
 struct HostArgs {
     #[command(flatten)]
     plugins: PluginsArg,
-    /// The SQLite database file (created if missing).
-    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
-    db: PathBuf,
+    /// The database: a SQLite file (created if missing), or a
+    /// `postgres://user@host/db` URL that several hosts share.
+    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db", value_parser = parse_database)]
+    db: Database,
+    /// With PostgreSQL: how long this host's claim on a run lasts without
+    /// renewal, e.g. `30s`; other hosts take a dead host's runs over after it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    lease_timeout: Option<Duration>,
+    /// With PostgreSQL: connections in the pool (default 16).
+    #[arg(long)]
+    pool_size: Option<u32>,
     /// Activation deadline of handlers without their own, e.g. `10s`.
     #[arg(long, value_parser = humantime::parse_duration)]
     step_timeout: Option<Duration>,
@@ -154,6 +163,10 @@ struct HostArgs {
     config: Option<PathBuf>,
 }
 
+fn parse_database(text: &str) -> Result<Database, String> {
+    Ok(Database::parse(text))
+}
+
 fn parse_plugin_memory(text: &str) -> Result<(String, usize), String> {
     let (file, mib) = text
         .split_once('=')
@@ -166,12 +179,18 @@ fn parse_plugin_memory(text: &str) -> Result<(String, usize), String> {
 
 impl HostArgs {
     fn builder(&self) -> anyhow::Result<HostBuilder> {
-        let mut b = HostBuilder::new(&self.db).plugins(&self.plugins.plugins);
+        let mut b = HostBuilder::new(self.db.clone()).plugins(&self.plugins.plugins);
         if let Some(path) = &self.config {
             b = b.config(wasmflow_host::Config::load(path)?);
         }
         if let Some(t) = self.step_timeout {
             b = b.step_timeout(t);
+        }
+        if let Some(t) = self.lease_timeout {
+            b = b.lease_timeout(t);
+        }
+        if let Some(n) = self.pool_size {
+            b = b.pool_size(n);
         }
         if let Some(mib) = self.memory_limit_mib {
             b = b.memory_limit(mib.saturating_mul(1 << 20));
@@ -237,9 +256,9 @@ struct TypesArgs {
     #[arg(long, env = "WASMFLOW_PLUGINS")]
     plugins: Option<PathBuf>,
     /// With `--plugins`: the database whose live runs' versions to show
-    /// (skipped if it does not exist).
-    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
-    db: PathBuf,
+    /// (a SQLite file is skipped if it does not exist).
+    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db", value_parser = parse_database)]
+    db: Database,
 }
 
 #[derive(Args)]
@@ -248,9 +267,9 @@ struct UpgradeArgs {
     workflow_type: String,
     #[command(flatten)]
     plugins: PluginsArg,
-    /// The database.
-    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db")]
-    db: PathBuf,
+    /// The database: a SQLite file or a `postgres://` URL.
+    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db", value_parser = parse_database)]
+    db: Database,
 }
 
 fn main() -> ExitCode {
@@ -316,7 +335,7 @@ async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Result<ExitCod
     let plugins = host.plugins();
     tracing::info!(
         plugins = %args.host.plugins.plugins.display(),
-        db = %args.host.db.display(),
+        db = %args.host.db,
         types = plugins.types().len(),
         rejected = plugins.rejected().len(),
         "serving on http://{addr}; Ctrl-C or SIGTERM stops"
@@ -366,7 +385,7 @@ async fn shutdown_signal() {
 
 async fn upgrade(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
     if !args.db.exists() {
-        anyhow::bail!("database `{}` does not exist", args.db.display());
+        anyhow::bail!("database `{}` does not exist", args.db);
     }
     let admin = open_admin(&args.db, &args.plugins.plugins).await?;
     let report = admin.upgrade(&args.workflow_type).await?;
@@ -445,9 +464,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "error: run {} is waiting {} and nothing is left to send one \
                  (no timer; no live child run that could); it stays waiting in `{}`",
-                started.run_id,
-                parked,
-                args.host.db.display()
+                started.run_id, parked, args.host.db
             );
             return Ok(ExitCode::from(PARKED));
         }

@@ -4,6 +4,10 @@ use std::time::Duration;
 
 /// Activation deadline of handlers without their own timeout.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a host's claim on a run lasts without renewal (several hosts on
+/// one database): a dead host's runs are taken over this long after.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(30);
 /// Deadline of a component's `describe` when it is loaded.
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Linear memory cap per instance.

@@ -54,6 +54,9 @@ pub struct EngineConfig {
     pub max_history_len: u64,
     /// What plugins may reach (outbound HTTP, secrets).
     pub grants: GrantTable,
+    /// How long a claim on a run lasts without renewal (hosts sharing a
+    /// database take a dead host's runs over after it).
+    pub claim_lease: Duration,
 }
 
 /// The scheduling core behind a [`crate::Host`].
@@ -66,6 +69,10 @@ pub(crate) struct Engine {
     step_timeout: Duration,
     max_history_len: u64,
     grants: GrantTable,
+    claim_lease: Duration,
+    /// Other hosts share the database: watch for their notices and for the
+    /// runs of hosts that died.
+    shared: bool,
     /// The plugin file each loaded version came from, for its grants.
     version_files: Mutex<HashMap<String, Option<String>>>,
     metrics: Metrics,
@@ -93,12 +100,14 @@ impl Engine {
             .map(|dir| PluginDir::new(dir, config.plugin_memory.clone()));
         let engine = Arc::new(Engine {
             sandbox,
+            shared: storage.notices().is_some(),
             storage,
             plugin_dir,
             plugin_memory: config.plugin_memory,
             step_timeout: config.step_timeout,
             max_history_len: config.max_history_len,
             grants: config.grants,
+            claim_lease: config.claim_lease,
             version_files: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             drivers: Mutex::new(HashMap::new()),
@@ -163,9 +172,13 @@ impl Engine {
             watchers.entry(run_id).or_default().push(tx);
         }
         let shutdown = self.shutdown.clone();
+        // With other hosts, a lost notice must not leave a caller waiting:
+        // look again now and then.
+        let fallback = if self.shared { RECHECK } else { Duration::MAX };
         async move {
             tokio::select! {
                 _ = rx => Ok(()),
+                _ = tokio::time::sleep(fallback) => Ok(()),
                 _ = shutdown.cancelled() => Err(Error::ShuttingDown),
             }
         }
@@ -279,6 +292,15 @@ impl Engine {
         Ok(component)
     }
 
+    /// A component version another host kept in the database: load it now,
+    /// so runs pinned to it (children, upgrades, take-overs) find it
+    /// compiled.
+    pub(crate) async fn adopt(&self, version: &str) {
+        if let Err(e) = self.component(version).await {
+            tracing::warn!(%version, error = %e, "cannot load a component version another host kept");
+        }
+    }
+
     /// What runs of `workflow_type` at `version` may reach.
     pub(crate) fn grants(&self, version: &str, workflow_type: &str) -> Arc<Grants> {
         let file = self
@@ -358,6 +380,39 @@ impl Engine {
         }
     }
 
+    /// Run `task` until the host stops.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
+    }
+
+    /// Resolves when the host is stopping.
+    pub(crate) fn stopping(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.shutdown.cancelled()
+    }
+
+    /// How long a claim on a run lasts without renewal.
+    pub(crate) fn claim_lease(&self) -> Duration {
+        self.claim_lease
+    }
+
+    /// Abandon the activation this host's driver runs for `run_id`, if any:
+    /// the run ended elsewhere.
+    pub(crate) fn abort_driver(&self, run_id: RunId) {
+        abort(self, run_id);
+    }
+
+    /// Wake every caller waiting for a run to end, to look again.
+    pub(crate) fn notify_all(&self) {
+        let waiting = self
+            .watchers
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        for tx in waiting.into_values().flatten() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Wake everyone waiting for `run_id` to end.
     pub(crate) fn notify_terminal(&self, run_id: RunId) {
         let waiting = self
@@ -382,8 +437,9 @@ fn provided(component: &ComponentVersion, workflow_type: &str) -> Result<Arc<Wor
         })
 }
 
-/// How long a claim on a run lasts before another host may take it over.
-const CLAIM_LEASE_MS: u64 = 30_000;
+/// How often a caller waiting for a run's end looks again when other hosts
+/// share the database and no notice came (one lost with a connection).
+const RECHECK: Duration = Duration::from_secs(2);
 
 /// A run in the hands of a driver: what it needs to execute activations
 /// without reading storage each time.
@@ -462,22 +518,9 @@ async fn drive(
 ) {
     loop {
         // Exactly one host drives a run: the one holding its claim.
-        match inner
-            .storage
-            .claim(run_id, now_ms().saturating_add(CLAIM_LEASE_MS))
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::debug!(%run_id, "another host drives this run");
-                inner.forget_driver(run_id);
-                return;
-            }
-            Err(e) => {
-                tracing::error!(%run_id, error = %e, "cannot claim run");
-                inner.forget_driver(run_id);
-                return;
-            }
+        if !claim(&inner, run_id).await {
+            inner.forget_driver(run_id);
+            return;
         }
         let live = match seed.take() {
             Some(live) => Some(live),
@@ -489,6 +532,7 @@ async fn drive(
                 }
             },
         };
+        let worked = live.is_some();
         let reload = match live {
             Some(live) => {
                 // Every log line about the run carries its ids.
@@ -498,25 +542,96 @@ async fn drive(
                     workflow_id = %live.identity.workflow_id,
                     workflow_type = %live.identity.workflow_type,
                 );
-                run_until_parked(&inner, live, &abort)
-                    .instrument(span)
-                    .await
-                    == Parked::Reload
+                let parked = run_until_parked(&inner, live, &abort).instrument(span);
+                tokio::select! {
+                    parked = parked => parked == Parked::Reload,
+                    // Another host took the run over: stop here (its commit
+                    // or ours is stale).
+                    () = keep_claim(&inner, run_id) => {
+                        inner.forget_driver(run_id);
+                        return;
+                    }
+                }
             }
             None => false,
         };
-        let Ok(mut drivers) = inner.drivers.lock() else {
-            return;
-        };
-        let poked = drivers.get(&run_id).is_some_and(|d| d.poked);
-        if (poked || reload) && !abort.is_cancelled() {
+        let poked = {
+            let Ok(mut drivers) = inner.drivers.lock() else {
+                return;
+            };
+            let poked = drivers.get(&run_id).is_some_and(|d| d.poked);
             if let Some(d) = drivers.get_mut(&run_id) {
                 d.poked = false;
             }
+            poked
+        };
+        if (poked || reload) && !abort.is_cancelled() {
+            continue;
+        }
+        // Give the claim up. A run that became ready meanwhile (another
+        // host woke it but could not claim it) is driven on.
+        let ready = match inner.storage.release(run_id).await {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::warn!(%run_id, error = %e, "cannot release the claim on a run");
+                false
+            }
+        };
+        if ready && worked && !abort.is_cancelled() {
+            continue;
+        }
+        let Ok(mut drivers) = inner.drivers.lock() else {
+            return;
+        };
+        if drivers.get(&run_id).is_some_and(|d| d.poked) && !abort.is_cancelled() {
+            drop(drivers);
             continue;
         }
         drivers.remove(&run_id);
         return;
+    }
+}
+
+/// Claim `run_id` for this host for one lease; `false` when another host
+/// holds it or the database cannot say.
+async fn claim(inner: &Engine, run_id: RunId) -> bool {
+    let until = now_ms().saturating_add(inner.claim_lease.as_millis() as u64);
+    match inner.storage.claim(run_id, until).await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::debug!(%run_id, "another host drives this run");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(%run_id, error = %e, "cannot claim run");
+            false
+        }
+    }
+}
+
+/// Renew the claim on `run_id` every third of a lease; returns when it is
+/// lost (another host took the run over after a renewal failed for a whole
+/// lease).
+async fn keep_claim(inner: &Engine, run_id: RunId) {
+    let lease = inner.claim_lease;
+    let mut held_until = std::time::Instant::now() + lease;
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let until = now_ms().saturating_add(lease.as_millis() as u64);
+        match inner.storage.claim(run_id, until).await {
+            Ok(true) => held_until = std::time::Instant::now() + lease,
+            Ok(false) => {
+                tracing::warn!(%run_id, "another host took this run over");
+                return;
+            }
+            // The database is away: the claim holds until it runs out.
+            Err(e) => {
+                tracing::warn!(%run_id, error = %e, "cannot renew the claim on a run");
+                if std::time::Instant::now() >= held_until {
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -107,9 +107,9 @@ impl Host {
         storage: Arc<dyn Storage>,
         sandbox: Arc<dyn Sandbox>,
     ) -> Result<Host> {
-        Ok(Host {
-            engine: Engine::start(config, storage, sandbox).await?,
-        })
+        let engine = Engine::start(config, storage, sandbox).await?;
+        crate::shared::start(&engine);
+        Ok(Host { engine })
     }
 
     /// The workflow types the plugins provide now, and the rejected files.

@@ -28,6 +28,7 @@ mod error;
 mod host;
 mod metrics;
 pub mod plugins;
+mod shared;
 pub mod upgrade;
 
 pub use admin::Admin;

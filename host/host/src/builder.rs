@@ -10,7 +10,8 @@ use wasmflow_core::limits as defaults;
 use wasmflow_engine::{EngineConfig, Error, Host, Result};
 use wasmflow_sandbox::{SandboxConfig, WasmtimeSandbox};
 use wasmflow_storage::Quotas;
-use wasmflow_storage_sqlite::{Access, SqliteStorage};
+
+use crate::Database;
 
 /// Configures and starts a [`Host`]. Every setting has a default; a value
 /// out of range is refused by [`HostBuilder::start`] with the setting named.
@@ -28,7 +29,9 @@ use wasmflow_storage_sqlite::{Access, SqliteStorage};
 /// ```
 #[derive(Debug, Clone)]
 pub struct HostBuilder {
-    db: PathBuf,
+    db: Database,
+    claim_lease: Duration,
+    pool_size: u32,
     plugins: Option<PathBuf>,
     sandbox: SandboxConfig,
     step_timeout: Duration,
@@ -50,6 +53,21 @@ impl HostBuilder {
     /// The settings of a config file ([`crate::Config`]).
     pub fn config(self, config: crate::Config) -> Self {
         self.grants(config.grants)
+    }
+
+    /// How long a host's claim on a run lasts without being renewed: when a
+    /// host sharing a PostgreSQL database dies, other hosts take its runs
+    /// over this long after its last renewal (default 30 s; renewed every
+    /// third of it while the run's activation executes).
+    pub fn lease_timeout(mut self, timeout: Duration) -> Self {
+        self.claim_lease = timeout;
+        self
+    }
+
+    /// Connections to a PostgreSQL database (default 16).
+    pub fn pool_size(mut self, connections: u32) -> Self {
+        self.pool_size = connections;
+        self
     }
 
     /// The plugins directory (`*.wasm` components). Without one the host
@@ -215,6 +233,14 @@ impl HostBuilder {
             1_000_000,
             "",
         )?;
+        range(
+            "lease_timeout",
+            self.claim_lease,
+            Duration::from_millis(500),
+            Duration::from_secs(3600),
+            "",
+        )?;
+        range("pool_size", self.pool_size, 2, 1000, "")?;
         range("max_inbox_len", self.max_inbox_len, 1, 100_000_000, "")?;
         range(
             "max_history_len",
@@ -231,26 +257,24 @@ impl HostBuilder {
     pub async fn start(mut self) -> Result<Host> {
         self.check()?;
         if self.sandbox.cache_dir.is_none() {
-            self.sandbox.cache_dir = Some(beside(&self.db, ".cache"));
+            self.sandbox.cache_dir = Some(self.db.cache_dir());
         }
         self.sandbox.outbound = self.grants.limits;
         let sandbox =
             WasmtimeSandbox::new(self.sandbox).map_err(|e| Error::Sandbox(Box::new(e)))?;
-        let storage = SqliteStorage::open(
-            &self.db,
-            Access::Host,
-            Quotas {
-                max_inbox_len: self.max_inbox_len,
-            },
-        )?;
+        let quotas = Quotas {
+            max_inbox_len: self.max_inbox_len,
+        };
+        let storage = self.db.open(true, quotas, self.pool_size).await?;
         let config = EngineConfig {
             plugins: self.plugins,
             plugin_memory: self.plugin_memory,
             step_timeout: self.step_timeout,
             max_history_len: self.max_history_len,
             grants: self.grants,
+            claim_lease: self.claim_lease,
         };
-        Host::new(config, Arc::new(storage), Arc::new(sandbox)).await
+        Host::new(config, storage, Arc::new(sandbox)).await
     }
 }
 
@@ -262,10 +286,13 @@ pub(crate) fn beside(path: &Path, suffix: &str) -> PathBuf {
 }
 
 impl HostBuilder {
-    /// Start configuring a host on the SQLite database at `db`.
-    pub fn new(db: impl Into<PathBuf>) -> HostBuilder {
+    /// Start configuring a host on `db`: a SQLite file's path, or a
+    /// `postgres://` URL ([`Database`]).
+    pub fn new(db: impl Into<Database>) -> HostBuilder {
         HostBuilder {
             db: db.into(),
+            claim_lease: defaults::CLAIM_LEASE,
+            pool_size: 16,
             plugins: None,
             sandbox: SandboxConfig::default(),
             step_timeout: defaults::STEP_TIMEOUT,

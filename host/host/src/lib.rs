@@ -27,12 +27,14 @@
 
 mod builder;
 mod config;
+mod database;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use builder::HostBuilder;
 pub use config::{Config, ConfigError};
+pub use database::Database;
 pub use wasmflow_core::activation;
 pub use wasmflow_core::activation::ComponentVersion;
 pub use wasmflow_core::limits as defaults;
@@ -54,21 +56,17 @@ pub use wasmflow_storage::{HistoryRecord, LiveVersion, NotRetryable, RunRecord, 
 
 use wasmflow_sandbox::{SandboxConfig, WasmtimeSandbox};
 use wasmflow_storage::Quotas;
-use wasmflow_storage_sqlite::{Access, SqliteStorage};
 
-/// Open the database at `db` and load the plugins of `plugins` once, to look
+/// Open the database `db` and load the plugins of `plugins` once, to look
 /// and upgrade without driving runs (`wasmflow types`, `wasmflow upgrade`),
 /// also while a host works on the same database.
-pub async fn open_admin(db: &Path, plugins: &Path) -> Result<Admin> {
+pub async fn open_admin(db: &Database, plugins: &Path) -> Result<Admin> {
     let sandbox = sandbox_with_cache(db)?;
-    let storage = SqliteStorage::open(
-        db,
-        Access::Admin,
-        Quotas {
-            max_inbox_len: defaults::MAX_INBOX_LEN,
-        },
-    )?;
-    Admin::new(Arc::new(storage), Arc::new(sandbox), plugins).await
+    let quotas = Quotas {
+        max_inbox_len: defaults::MAX_INBOX_LEN,
+    };
+    let storage = db.open(false, quotas, 4).await?;
+    Admin::new(storage, Arc::new(sandbox), plugins).await
 }
 
 /// Load every `*.wasm` file of `dir` once, to see what it provides.
@@ -78,10 +76,10 @@ pub async fn inspect_plugins(dir: &Path) -> Result<Plugins> {
     Plugins::inspect(dir, &sandbox).await
 }
 
-/// A default sandbox whose compilation cache sits beside the database.
-fn sandbox_with_cache(db: &Path) -> Result<WasmtimeSandbox> {
+/// A default sandbox with the database's compilation cache.
+fn sandbox_with_cache(db: &Database) -> Result<WasmtimeSandbox> {
     let config = SandboxConfig {
-        cache_dir: Some(builder::beside(db, ".cache")),
+        cache_dir: Some(db.cache_dir()),
         ..SandboxConfig::default()
     };
     WasmtimeSandbox::new(config).map_err(|e| Error::Sandbox(Box::new(e)))

@@ -382,6 +382,14 @@ impl From<Error> for ApiError {
             Error::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ShuttingDown", message)
             }
+            // Nothing of the request was applied (or, for a commit whose
+            // answer was lost, the run's sequence guard settles it): the
+            // client tries again once the database is back.
+            Error::Storage(e) if e.is_unavailable() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DatabaseUnavailable",
+                with_causes(&e),
+            ),
             other => {
                 let message = with_causes(&other);
                 tracing::error!(error = %message, "request failed");

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use wasmflow_core::RunStatus;
 use wasmflow_core::activation::StoreMap;
 use wasmflow_core::journal::Journal;
-use wasmflow_core::model::{HistoryEvent, Json, RunId, parse_json};
+use wasmflow_core::model::{HistoryEvent, RunId};
 use wasmflow_core::plan::Timer;
 use wasmflow_storage::{
     Anchors, HistoryRecord, ListPosition, LiveVersion, Quotas, RunRecord, Storage, StorageError,
@@ -699,27 +699,7 @@ fn apply_batch(conn: &mut Connection, batch: &mut [Box<dyn WriteOp>]) -> Res<()>
     Ok(())
 }
 
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StorageError> {
-    serde_json::to_string(value).map_err(|e| StorageError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn stored_json(text: &str, what: &str) -> Result<Json, StorageError> {
-    parse_json(text, what).map_err(|e| StorageError::Corrupt(e.message))
-}
-
-/// A column of run `run_id` that does not read back as what was written.
-pub(crate) fn corrupt_run(
-    run_id: &dyn std::fmt::Display,
-    what: &str,
-    e: &dyn std::fmt::Display,
-) -> StorageError {
-    StorageError::Corrupt(format!("run `{run_id}`: {what}: {e}"))
-}
-
-pub(crate) fn parse_run_id(text: &str) -> Result<RunId, StorageError> {
-    text.parse()
-        .map_err(|e| StorageError::Corrupt(format!("run id `{text}`: {e}")))
-}
+pub(crate) use wasmflow_storage::rows::{corrupt_run, parse_run_id, stored_json, to_json};
 
 const RUN_COLUMNS: &str = "run_id, workflow_id, workflow_type, version, status, parent_run_id,
     on_completed, close_policy, input, result, error, seq, pending, timer_at, timer_step,

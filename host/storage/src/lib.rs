@@ -41,6 +41,7 @@
 //! that one host holds exclusively (SQLite) grants every claim.
 
 pub mod conformance;
+pub mod rows;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -93,6 +94,16 @@ pub enum StorageError {
     /// Stored data does not read back as what was written.
     #[error("database holds invalid data: {0}")]
     Corrupt(String),
+    /// The database cannot be reached now (the server is down, the
+    /// connection was lost): nothing of the failed call was applied, or a
+    /// commit's outcome is unknown and the sequence guard settles it when
+    /// the call is made again. The caller retries later.
+    #[error("the database is unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("the storage writer has stopped")]
     Closed,
 }
@@ -102,6 +113,26 @@ impl StorageError {
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         StorageError::Backend(Box::new(e))
     }
+
+    /// Whether the call may succeed when made again once the database is
+    /// back ([`StorageError::Unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::Unavailable { .. })
+    }
+}
+
+/// What another host sharing the database did that this host may care
+/// about, as a backend shared by several hosts reports it
+/// ([`Storage::notices`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A run ended (on any host): callers waiting for it look again.
+    Finished(RunId),
+    /// A component version was kept in the database (by any host).
+    Component(String),
+    /// Notices may have been missed (a reconnect, a slow reader): look at
+    /// everything again.
+    Resync,
 }
 
 /// Another active run holds the workflow id.
@@ -524,6 +555,35 @@ pub trait Storage: Send + Sync + 'static {
     /// exactly one host drives it. `false`: another host holds an unexpired
     /// claim. A backend that one host holds exclusively grants every claim.
     async fn claim(&self, run_id: RunId, until_ms: u64) -> Result<bool, StorageError>;
+
+    /// Give up this host's claim on `run_id` (its driver stopped). `true`
+    /// when the run is running again: it became ready while this host held
+    /// the claim (another host's write woke it and could not claim it), so
+    /// the caller drives it on. A backend one host holds has nothing to
+    /// give up.
+    async fn release(&self, _run_id: RunId) -> Result<bool, StorageError> {
+        Ok(false)
+    }
+
+    /// Live runs no host looks after, as of `now_ms`: running runs whose
+    /// claim expired (their host died) or that nobody claimed for
+    /// `overdue_ms`, and unclaimed waiting runs whose timer or workflow
+    /// timeout is `overdue_ms` past due; at most `limit`. A backend one host
+    /// holds has none: that host resumed every live run when it started.
+    async fn orphans(
+        &self,
+        _now_ms: u64,
+        _overdue_ms: u64,
+        _limit: usize,
+    ) -> Result<Vec<RunRecord>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    /// What other hosts on the same database do ([`Notice`]); `None` for a
+    /// backend one host holds.
+    fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Notice>> {
+        None
+    }
 
     async fn run(&self, run_id: RunId) -> Result<Option<RunRecord>, StorageError>;
     /// The newest run of a workflow id.
