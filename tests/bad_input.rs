@@ -170,7 +170,7 @@ async fn bad_plugin_files_are_rejected_with_their_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_that_is_not_a_database_is_named() {
+async fn sqlite_a_file_that_is_not_a_database_is_named() {
     let sandbox = TestBed::new(&["hello"]);
     std::fs::write(
         sandbox.db(),

@@ -89,7 +89,7 @@ impl Payments {
 /// current address is shared with the clients.
 struct Host {
     plugins: PathBuf,
-    db: PathBuf,
+    db_args: Vec<std::ffi::OsString>,
     config: PathBuf,
     dir: PathBuf,
     child: Option<Child>,
@@ -115,7 +115,7 @@ impl Host {
         .expect("write the config file");
         Host {
             plugins: bed.plugins(),
-            db: bed.db(),
+            db_args: bed.host_db_args(),
             config,
             dir: bed.path().to_owned(),
             child: None,
@@ -131,8 +131,7 @@ impl Host {
         serve
             .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
             .arg(&self.plugins)
-            .arg("--db")
-            .arg(&self.db)
+            .args(&self.db_args)
             .arg("--config")
             .arg(&self.config)
             .current_dir(&self.dir)

@@ -2,6 +2,8 @@
 
 use std::process::{Command, Output};
 
+use wasmflow_host::RunStatus;
+
 use crate::testbed::TestBed;
 
 fn wasmflow(sandbox: &TestBed, args: &[&str]) -> Output {
@@ -16,9 +18,9 @@ fn wasmflow(sandbox: &TestBed, args: &[&str]) -> Output {
 }
 
 fn run(sandbox: &TestBed, args: &[&str]) -> Output {
-    let mut all = vec!["run", "--db"];
-    let db = sandbox.db();
-    all.push(db.to_str().unwrap());
+    let db = sandbox.host_db_args();
+    let mut all = vec!["run"];
+    all.extend(db.iter().map(|a| a.to_str().expect("a UTF-8 path")));
     all.extend_from_slice(args);
     wasmflow(sandbox, &all)
 }
@@ -242,10 +244,9 @@ fn run_on_a_run_parked_with_nothing_left_says_what_it_waits_for_and_exits_four()
 fn guest_log_lines_show_while_the_step_runs() {
     use std::io::BufRead;
     let sandbox = TestBed::new(&["family"]);
-    let db = sandbox.db();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
-        .args(["run", "Chatty", "--input", r#"{"ms": 4000}"#, "--db"])
-        .arg(&db)
+        .args(["run", "Chatty", "--input", r#"{"ms": 4000}"#])
+        .args(sandbox.host_db_args())
         .arg("--plugins")
         .arg(sandbox.plugins())
         .current_dir(sandbox.path())
@@ -346,8 +347,7 @@ fn serve_picks_up_plugins_and_stops_on_sigterm() {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
         .args(["serve", "--plugins"])
         .arg(sandbox.plugins())
-        .arg("--db")
-        .arg(sandbox.db())
+        .args(sandbox.host_db_args())
         .current_dir(sandbox.path())
         .env_remove("RUST_LOG")
         .stderr(std::process::Stdio::piped())
@@ -431,8 +431,9 @@ fn types_shows_in_flight_versions_and_upgrade_moves_runs() {
         sandbox.plugins().join("versioned.wasm"),
     )
     .unwrap();
-    let db = sandbox.db();
-    let out = wasmflow(&sandbox, &["types", "--db", db.to_str().unwrap()]);
+    let db = sandbox.db_arg();
+    let db = db.to_str().expect("a UTF-8 path");
+    let out = wasmflow(&sandbox, &["types", "--db", db]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let listing = text(&out.stdout);
     assert!(
@@ -444,18 +445,87 @@ fn types_shows_in_flight_versions_and_upgrade_moves_runs() {
         "the runs are on the old version: {listing}"
     );
 
-    let out = wasmflow(
-        &sandbox,
-        &["upgrade", "Versioned", "--db", db.to_str().unwrap()],
-    );
+    let out = wasmflow(&sandbox, &["upgrade", "Versioned", "--db", db]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report = text(&out.stdout);
     assert!(report.contains("2 run(s) moved to version"), "{report}");
     assert_eq!(report.matches("  upgraded  ").count(), 2, "{report}");
 
-    let out = wasmflow(&sandbox, &["types", "--db", db.to_str().unwrap(), "--json"]);
+    let out = wasmflow(&sandbox, &["types", "--db", db, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let versioned = &json["types"][0];
     assert_eq!(versioned["in_flight"][0]["version"], versioned["version"]);
     assert_eq!(versioned["in_flight"][0]["runs"], 2);
+}
+
+/// The config file's `[database]` names the database when `--db` does not;
+/// `--db` wins over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_file_names_the_database_and_the_flag_wins() {
+    let sandbox = TestBed::new(&["counter"]);
+    let config = sandbox.path().join("wasmflow.toml");
+    let url = sandbox.db_arg();
+    let url = url.to_str().expect("a UTF-8 database");
+    std::fs::write(
+        &config,
+        format!("[database]\nurl = {url:?}\nlease_timeout_ms = 2000\npool_size = 4\n"),
+    )
+    .expect("write the config file");
+    let config = config.to_str().expect("a UTF-8 path");
+    // Elsewhere than the database, so that the default would not be it.
+    let cwd = sandbox.path().join("cwd");
+    std::fs::create_dir(&cwd).expect("a working directory");
+    let counter = |id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--config",
+            config,
+            "Counter",
+            "--input",
+            r#"{"n":3}"#,
+        ];
+        args.extend_from_slice(&["--id", id]);
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+            .args(&args)
+            .arg("--plugins")
+            .arg(sandbox.plugins())
+            .current_dir(&cwd)
+            .env_remove("RUST_LOG")
+            .env_remove("WASMFLOW_DB")
+            .env_remove("WASMFLOW_CONFIG")
+            .output()
+            .expect("run wasmflow");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "3\n");
+    };
+    counter("from-config", &[]);
+    let elsewhere = sandbox.path().join("elsewhere.db");
+    counter(
+        "from-flag",
+        &["--db", elsewhere.to_str().expect("a UTF-8 path")],
+    );
+    assert!(elsewhere.exists(), "--db wins over the config file");
+    assert!(
+        !cwd.join("wasmflow.db").exists(),
+        "the default database is not opened when the config file names one"
+    );
+
+    let host = sandbox.host().await;
+    let run = host.latest_run("from-config").await.expect("the run");
+    assert_eq!(run.status, RunStatus::Completed);
+    assert!(host.latest_run("from-flag").await.is_err(), "not here");
+
+    let bad = sandbox.path().join("bad.toml");
+    std::fs::write(&bad, "[database]\npool_size = 0\n").expect("write");
+    let out = wasmflow(
+        &sandbox,
+        &["run", "--config", bad.to_str().unwrap(), "Counter"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("database.pool_size"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -28,8 +28,7 @@ impl Served {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmflow"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
             .arg(sandbox.plugins())
-            .arg("--db")
-            .arg(sandbox.db())
+            .args(sandbox.host_db_args())
             .current_dir(sandbox.path())
             .env_remove("RUST_LOG")
             .env_remove("WASMFLOW_TOKEN");
@@ -751,7 +750,7 @@ fn an_unreachable_host_is_named() {
 }
 
 #[test]
-fn a_second_host_on_the_same_database_is_refused_naming_the_holder() {
+fn sqlite_a_second_host_on_the_same_database_is_refused_naming_the_holder() {
     let host = Served::start(&["hello"], None);
     let db = host._sandbox.db();
     let plugins = host._sandbox.plugins();

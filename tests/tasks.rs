@@ -663,7 +663,7 @@ async fn a_request_outside_a_task_fails_the_run_with_capability_denied() {
 // --- 6. Secrets ---
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_secret_is_substituted_only_for_its_grant_and_stored_nowhere() {
+async fn sqlite_a_secret_is_substituted_only_for_its_grant_and_stored_nowhere() {
     let secret = format!("tok-{}-Zq8vX", std::process::id());
     let service = payments(payments_service::Options {
         token: Some(secret.clone()),

@@ -1,7 +1,16 @@
 //! Shared by the integration tests: the guest components (built once per
 //! test binary, a no-op when nothing changed), plugin directories holding a
-//! chosen few of them, and hosts on a fresh SQLite file in a temp dir.
+//! chosen few of them, and hosts on a fresh database.
+//!
+//! The database is the backend [`BACKEND_ENV`] names: a SQLite file in the
+//! test's temp dir (the default), or with `postgres` a fresh schema in the
+//! PostgreSQL server of `WASMFLOW_TEST_POSTGRES`. `cargo xtask test` runs
+//! the whole binary once per backend. A test about the SQLite file itself
+//! has `sqlite_` in its name and the PostgreSQL pass skips it; the tests of
+//! several hosts on one database (`hosts::`) take their PostgreSQL schema
+//! directly and run in the SQLite pass only.
 
+use std::ffi::OsString;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,8 +18,42 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use wasmflow_host::{Host, HostBuilder, RunId, RunRecord};
+use wasmflow_host::{Database, Host, HostBuilder, RunId, RunRecord};
 use xtask::Guests;
+
+/// Which backend the tests' hosts use: `sqlite` (the default) or
+/// `postgres`.
+pub const BACKEND_ENV: &str = "WASMFLOW_TEST_BACKEND";
+
+/// The storage backend of this test run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend [`BACKEND_ENV`] selects.
+pub fn backend() -> Backend {
+    match std::env::var(BACKEND_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres,
+        Ok(other) => panic!("{BACKEND_ENV}={other}: expected `sqlite` or `postgres`"),
+    }
+}
+
+/// A fresh schema in the test PostgreSQL server, as a database URL. On a
+/// thread of its own: the synchronous client must not run on the tests'
+/// async runtime.
+pub fn fresh_postgres_schema() -> String {
+    std::thread::spawn(xtask::postgres::fresh_schema)
+        .join()
+        .expect("fresh_schema does not panic")
+        .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// How long a claim lasts on PostgreSQL in the tests: short, so that a run
+/// a killed host held is taken over quickly.
+pub const TEST_LEASE: Duration = Duration::from_secs(2);
 
 /// The built example and test guest components.
 pub fn guests() -> &'static Guests {
@@ -33,13 +76,17 @@ pub fn component(name: &str) -> PathBuf {
 /// database.
 pub struct TestBed {
     pub dir: TempDir,
+    schema: OnceLock<String>,
 }
 
 impl TestBed {
     pub fn new(components: &[&str]) -> TestBed {
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::create_dir(dir.path().join("plugins")).expect("plugins dir");
-        let sandbox = TestBed { dir };
+        let sandbox = TestBed {
+            dir,
+            schema: OnceLock::new(),
+        };
         for name in components {
             sandbox.add(name);
         }
@@ -55,8 +102,41 @@ impl TestBed {
         self.dir.path().join("plugins")
     }
 
+    /// The SQLite file in the temp dir (used by the SQLite backend, and by
+    /// the `sqlite_` tests whatever the backend).
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("wasmflow.db")
+    }
+
+    /// This test bed's database on the selected backend; on PostgreSQL a
+    /// schema of its own, created on first use.
+    pub fn database(&self) -> Database {
+        match backend() {
+            Backend::Sqlite => Database::Sqlite(self.db()),
+            Backend::Postgres => {
+                Database::Postgres(self.schema.get_or_init(fresh_postgres_schema).clone())
+            }
+        }
+    }
+
+    /// The value of `--db` for this test bed's database: the SQLite file's
+    /// path or the PostgreSQL URL.
+    pub fn db_arg(&self) -> OsString {
+        match self.database() {
+            Database::Sqlite(path) => path.into(),
+            Database::Postgres(url) => url.into(),
+        }
+    }
+
+    /// The database options of a `wasmflow serve` or `run` on this test
+    /// bed: `--db`, and on PostgreSQL the tests' short `--lease-timeout`.
+    pub fn host_db_args(&self) -> Vec<OsString> {
+        let mut args = vec!["--db".into(), self.db_arg()];
+        if backend() == Backend::Postgres {
+            args.push("--lease-timeout".into());
+            args.push(format!("{}ms", TEST_LEASE.as_millis()).into());
+        }
+        args
     }
 
     pub fn path(&self) -> &Path {
@@ -65,7 +145,9 @@ impl TestBed {
 
     /// A host builder on this sandbox's plugins and database.
     pub fn builder(&self) -> HostBuilder {
-        HostBuilder::new(self.db()).plugins(self.plugins())
+        HostBuilder::new(self.database())
+            .plugins(self.plugins())
+            .lease_timeout(TEST_LEASE)
     }
 
     pub async fn host(&self) -> Host {

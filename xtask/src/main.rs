@@ -5,9 +5,10 @@
 //!   Order/Payment example on a fresh embedded SQLite database and print the
 //!   Order's result and its Payment child's.
 //! - `test`:   build the guests, then the layering check, `cargo fmt
-//!   --check`, `cargo clippy` (warnings are errors) and every test of the
+//!   --check`, clippy's lints (warnings are errors) and every test of the
 //!   workspace, with a throw-away PostgreSQL server on loopback for the
-//!   PostgreSQL backend's tests (`xtask::postgres`).
+//!   PostgreSQL backend's tests (`xtask::postgres`); the integration suite
+//!   runs twice, on SQLite and on PostgreSQL.
 //! - `layers`: check the architecture's dependency rules (see
 //!   `xtask::layers`).
 //! - `bench`:  build the guests and run the benchmark (release build).
@@ -210,15 +211,21 @@ fn test(extra: &[String]) -> Result<()> {
     xtask::layers::check(&workspace_root())?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs: run `cargo fmt --all`")?;
-    run(cargo().args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--quiet",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    // Clippy's driver compiles the workspace's crates for the tests and lints
+    // them on the way (warnings are errors): the same lints as `cargo clippy
+    // --workspace --all-targets -- -D warnings`, which would compile every
+    // dependency a second time (as `cargo check`) for them.
+    xtask::lint_guests()?;
+    let lints = clippy_env()?;
+    let lint = |cmd: &mut Command| {
+        for (key, value) in &lints {
+            cmd.env(key, value);
+        }
+    };
+    let mut build = cargo();
+    build.args(["test", "--workspace", "--all-targets", "--no-run"]);
+    lint(&mut build);
+    run(&mut build).context("a lint failed or a test target does not build")?;
     // The PostgreSQL backend's tests run against a throw-away server on
     // loopback, stopped (and its data deleted) when the tests end.
     let postgres = match std::env::var(xtask::postgres::URL_ENV) {
@@ -228,12 +235,56 @@ fn test(extra: &[String]) -> Result<()> {
         }
         Err(_) => Some(xtask::postgres::Cluster::start()?),
     };
+    let with_postgres = |cmd: &mut Command| {
+        if let Some(cluster) = &postgres {
+            cmd.env(xtask::postgres::URL_ENV, cluster.url());
+        }
+    };
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(extra);
-    if let Some(cluster) = &postgres {
-        test.env(xtask::postgres::URL_ENV, cluster.url());
+    lint(&mut test);
+    with_postgres(&mut test);
+    // The compile-fail test compares rustc's own messages (clippy's driver
+    // words them differently), so it runs below without the driver.
+    test.args(["--", "--skip", "mistakes_do_not_compile"]);
+    run(&mut test)?;
+    run(cargo().args(["test", "--package", "wasmflow", "--test", "compile_fail"]))?;
+    // The integration suite again on PostgreSQL: every in-process host and
+    // `serve` of the tests on a schema of its own (tests/testbed).
+    let mut again = cargo();
+    again
+        .args(["test", "--package", "wasmflow-cli", "--test", "integration"])
+        .env("WASMFLOW_TEST_BACKEND", "postgres");
+    lint(&mut again);
+    with_postgres(&mut again);
+    again.args(["--", "--skip", "sqlite_", "--skip", "hosts::"]);
+    run(&mut again).context("the integration suite on PostgreSQL failed")
+}
+
+/// The environment under which cargo compiles the workspace's crates with
+/// clippy's driver and `-D warnings` (what `cargo clippy` sets).
+fn clippy_env() -> Result<Vec<(&'static str, std::ffi::OsString)>> {
+    let driver = Command::new("rustup")
+        .args(["which", "clippy-driver"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().into())
+        .unwrap_or_else(|| std::ffi::OsString::from("clippy-driver"));
+    let version = Command::new(&driver).arg("--version").output();
+    if !version.is_ok_and(|o| o.status.success()) {
+        bail!(
+            "clippy is not installed ({} does not run): `rustup component add clippy`",
+            driver.to_string_lossy()
+        );
     }
-    run(&mut test)
+    Ok(vec![
+        ("RUSTC_WORKSPACE_WRAPPER", driver),
+        (
+            "CLIPPY_ARGS",
+            "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__".into(),
+        ),
+    ])
 }
 
 fn bench(extra: &[String]) -> Result<()> {

@@ -114,14 +114,17 @@ struct HostArgs {
     #[command(flatten)]
     plugins: PluginsArg,
     /// The database: a SQLite file (created if missing), or a
-    /// `postgres://user@host/db` URL that several hosts share.
-    #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db", value_parser = parse_database)]
-    db: Database,
+    /// `postgres://user@host/db` URL that several hosts share. Default: the
+    /// config file's `[database] url`, else `wasmflow.db`.
+    #[arg(long, env = "WASMFLOW_DB", value_parser = parse_database)]
+    db: Option<Database>,
     /// With PostgreSQL: how long this host's claim on a run lasts without
-    /// renewal, e.g. `30s`; other hosts take a dead host's runs over after it.
+    /// renewal, e.g. `30s`; other hosts take a dead host's runs over after it
+    /// (default: the config file's, else 30 s).
     #[arg(long, value_parser = humantime::parse_duration)]
     lease_timeout: Option<Duration>,
-    /// With PostgreSQL: connections in the pool (default 16).
+    /// With PostgreSQL: connections in the pool (default: the config
+    /// file's, else 16).
     #[arg(long)]
     pool_size: Option<u32>,
     /// Activation deadline of handlers without their own, e.g. `10s`.
@@ -163,6 +166,9 @@ struct HostArgs {
     config: Option<PathBuf>,
 }
 
+/// The database when neither `--db` nor the config file names one.
+const DEFAULT_DB: &str = "wasmflow.db";
+
 fn parse_database(text: &str) -> Result<Database, String> {
     Ok(Database::parse(text))
 }
@@ -178,10 +184,23 @@ fn parse_plugin_memory(text: &str) -> Result<(String, usize), String> {
 }
 
 impl HostArgs {
-    fn builder(&self) -> anyhow::Result<HostBuilder> {
-        let mut b = HostBuilder::new(self.db.clone()).plugins(&self.plugins.plugins);
-        if let Some(path) = &self.config {
-            b = b.config(wasmflow_host::Config::load(path)?);
+    /// The host these options describe, and the database it opens: `--db`
+    /// (or `WASMFLOW_DB`), else the config file's, else `wasmflow.db`. A
+    /// flag wins over the config file.
+    fn builder(&self) -> anyhow::Result<(HostBuilder, Database)> {
+        let config = self
+            .config
+            .as_deref()
+            .map(wasmflow_host::Config::load)
+            .transpose()?;
+        let db = self
+            .db
+            .clone()
+            .or_else(|| config.as_ref().and_then(|c| c.database.url.clone()))
+            .unwrap_or_else(|| Database::parse(DEFAULT_DB));
+        let mut b = HostBuilder::new(db.clone()).plugins(&self.plugins.plugins);
+        if let Some(config) = config {
+            b = b.config(config);
         }
         if let Some(t) = self.step_timeout {
             b = b.step_timeout(t);
@@ -222,7 +241,7 @@ impl HostArgs {
         if let Some(t) = self.describe_timeout {
             b = b.describe_timeout(t);
         }
-        Ok(b)
+        Ok((b, db))
     }
 }
 
@@ -331,11 +350,12 @@ async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Result<ExitCod
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let host = Arc::new(args.host.builder()?.start().await?);
+    let (builder, db) = args.host.builder()?;
+    let host = Arc::new(builder.start().await?);
     let plugins = host.plugins();
     tracing::info!(
         plugins = %args.host.plugins.plugins.display(),
-        db = %args.host.db,
+        db = %db,
         types = plugins.types().len(),
         rejected = plugins.rejected().len(),
         "serving on http://{addr}; Ctrl-C or SIGTERM stops"
@@ -411,7 +431,8 @@ async fn upgrade(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let host = args.host.builder()?.start().await?;
+    let (builder, db) = args.host.builder()?;
+    let host = builder.start().await?;
     for rejected in host.plugins().rejected() {
         eprintln!(
             "warning: plugin `{}` rejected: {}",
@@ -464,7 +485,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "error: run {} is waiting {} and nothing is left to send one \
                  (no timer; no live child run that could); it stays waiting in `{}`",
-                started.run_id, parked, args.host.db
+                started.run_id, parked, db
             );
             return Ok(ExitCode::from(PARKED));
         }

@@ -50,8 +50,16 @@ impl HostBuilder {
         self
     }
 
-    /// The settings of a config file ([`crate::Config`]).
-    pub fn config(self, config: crate::Config) -> Self {
+    /// The settings of a config file ([`crate::Config`]): its grants, and
+    /// the lease timeout and pool size its `[database]` section gives (the
+    /// database itself is the one [`HostBuilder::new`] was given).
+    pub fn config(mut self, config: crate::Config) -> Self {
+        if let Some(timeout) = config.database.lease_timeout {
+            self.claim_lease = timeout;
+        }
+        if let Some(connections) = config.database.pool_size {
+            self.pool_size = connections;
+        }
         self.grants(config.grants)
     }
 

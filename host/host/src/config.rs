@@ -1,9 +1,14 @@
 //! The operator's config file (`wasmflow serve --config wasmflow.toml`):
-//! grants and secrets (SPEC 13) and the limits of outbound requests. TOML,
-//! read with `toml` + serde; an unknown key, a malformed target or a secret
-//! that cannot be read is refused with the key named.
+//! the database, grants and secrets (SPEC 13) and the limits of outbound
+//! requests. TOML, read with `toml` + serde; an unknown key, a malformed
+//! target or a secret that cannot be read is refused with the key named.
 //!
 //! ```toml
+//! [database]
+//! url = "postgres://wasmflow@db.internal/wasmflow"  # or a SQLite file (default wasmflow.db)
+//! lease_timeout_ms = 30000        # PostgreSQL: a dead host's runs move after this
+//! pool_size = 16                  # PostgreSQL: connections of this host
+//!
 //! [outbound]
 //! timeout_ms = 10000              # a request's whole time (default 10 s)
 //! max_response_bytes = 1048576    # largest response body (default 1 MiB)
@@ -28,6 +33,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use wasmflow_core::grant::{GrantTable, Grantee, HttpGrant, OutboundLimits, Secret};
 
+use crate::Database;
+
 /// Why the config file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -51,11 +58,21 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct File {
     #[serde(default)]
+    database: DatabaseSection,
+    #[serde(default)]
     outbound: Outbound,
     #[serde(default)]
     secrets: BTreeMap<String, SecretSource>,
     #[serde(default)]
     grants: Vec<Grant>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseSection {
+    url: Option<String>,
+    lease_timeout_ms: Option<u64>,
+    pool_size: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,7 +113,19 @@ struct Http {
 /// The settings a config file gives the host.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    pub database: DatabaseConfig,
     pub grants: GrantTable,
+}
+
+/// The `[database]` section: each setting the file leaves out is the
+/// command line's (or the default).
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseConfig {
+    /// The database to open, for the command line to use when it names
+    /// none ([`crate::HostBuilder::config`] leaves the builder's alone).
+    pub url: Option<Database>,
+    pub lease_timeout: Option<Duration>,
+    pub pool_size: Option<u32>,
 }
 
 impl Config {
@@ -125,6 +154,33 @@ impl Config {
             path: path.to_owned(),
             key,
             reason,
+        };
+        let database = DatabaseConfig {
+            url: match file.database.url.as_deref() {
+                Some("") => {
+                    return Err(invalid("database.url".into(), "the URL is empty".into()));
+                }
+                Some(url) => Some(Database::parse(url)),
+                None => None,
+            },
+            lease_timeout: match file.database.lease_timeout_ms {
+                Some(ms) if !(100..=86_400_000).contains(&ms) => {
+                    return Err(invalid(
+                        "database.lease_timeout_ms".into(),
+                        format!("{ms} is not between 100 and 86400000"),
+                    ));
+                }
+                ms => ms.map(Duration::from_millis),
+            },
+            pool_size: match file.database.pool_size {
+                Some(n) if !(1..=1000).contains(&n) => {
+                    return Err(invalid(
+                        "database.pool_size".into(),
+                        format!("{n} is not between 1 and 1000"),
+                    ));
+                }
+                n => n,
+            },
         };
         let mut limits = OutboundLimits::default();
         if let Some(ms) = file.outbound.timeout_ms {
@@ -208,6 +264,7 @@ impl Config {
             }
         }
         Ok(Config {
+            database,
             grants: GrantTable { grants, limits },
         })
     }
@@ -321,6 +378,38 @@ mod tests {
         assert!(e.contains("secret `t` is not defined"), "{e}");
         let e = err("[outbound]\ntimeout_ms = 0\n");
         assert!(e.contains("outbound.timeout_ms"), "{e}");
+        let e = err("[database]\npool_size = 0\n");
+        assert!(
+            e.contains("database.pool_size") && e.contains("0 is not"),
+            "{e}"
+        );
+        let e = err("[database]\nlease_timeout_ms = 5\n");
+        assert!(e.contains("database.lease_timeout_ms"), "{e}");
+        let e = err("[database]\nurl = \"\"\n");
+        assert!(e.contains("database.url"), "{e}");
+        let e = err("[database]\nlease_timeout = \"30s\"\n");
+        assert!(e.contains("unknown field `lease_timeout`"), "{e}");
+    }
+
+    #[test]
+    fn the_database_section_reads_back() {
+        let config = parse(
+            "[database]\nurl = \"postgres://w:pw@db/w\"\nlease_timeout_ms = 2000\npool_size = 4\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.database.url,
+            Some(Database::Postgres("postgres://w:pw@db/w".into()))
+        );
+        assert_eq!(config.database.lease_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(config.database.pool_size, Some(4));
+        assert!(!format!("{config:?}").contains("pw"), "{config:?}");
+        let config = parse("[database]\nurl = \"runs/wasmflow.db\"\n").unwrap();
+        assert_eq!(
+            config.database.url,
+            Some(Database::Sqlite("runs/wasmflow.db".into()))
+        );
+        assert_eq!(parse("").unwrap().database.pool_size, None);
     }
 
     #[test]

@@ -453,7 +453,10 @@ impl ActivationState {
             input,
         };
         let services = self.services()?.clone();
-        match services.resolve_child(self.run.run_id, &request).await? {
+        let resolved = self
+            .on_host(services.resolve_child(self.run.run_id, &request))
+            .await?;
+        match resolved {
             ChildResolution::Existing { run_id } => Ok(handle(&run_id)),
             ChildResolution::New {
                 version,
@@ -496,12 +499,25 @@ impl ActivationState {
         let value: serde_json::Value = serde_json::from_str(payload_json.get())
             .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
         let services = self.services()?.clone();
-        services.check_parent_event(&parent, &event, &value).await?;
+        self.on_host(services.check_parent_event(&parent, &event, &value))
+            .await?;
         self.sent.push(SentEvent {
             name: event,
             payload: payload_json,
         });
         Ok(())
+    }
+}
+
+impl ActivationState {
+    /// Await a call into the host's services (a database read or a durable
+    /// record): the time it takes, long on a busy database, is the host's,
+    /// not the handler's, so the step deadline moves by it.
+    pub(super) async fn on_host<T>(&mut self, call: impl std::future::Future<Output = T>) -> T {
+        let began = Instant::now();
+        let out = call.await;
+        self.deadline += began.elapsed();
+        out
     }
 }
 

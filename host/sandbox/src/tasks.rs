@@ -283,8 +283,9 @@ impl ActivationState {
             Ok(s) => s.clone(),
             Err(e) => return Err(self.stop(e)),
         };
-        let recorded = services
-            .record(self.run_identity().run_id, self.sequence(), entries)
+        let (run_id, sequence) = (self.run_identity().run_id, self.sequence());
+        let recorded = self
+            .on_host(services.record(run_id, sequence, entries))
             .await;
         if let Err(e) = self.service_result(recorded)? {
             return Err(self.stop(WorkflowError::new(error_kind_from_wit(e.kind), e.message)));

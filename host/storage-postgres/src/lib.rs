@@ -24,6 +24,7 @@
 //! the pool reconnects once the server is back. A write that failed before
 //! its `COMMIT` was sent is made again on a fresh connection at once.
 
+mod conn;
 mod tx;
 
 use std::sync::Arc;
@@ -34,7 +35,6 @@ use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
-use r2d2_postgres::PostgresConnectionManager;
 use tokio::sync::broadcast;
 use wasmflow_core::RunStatus;
 use wasmflow_core::activation::StoreMap;
@@ -52,15 +52,16 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<conn::Manager>;
 
 /// How a [`PostgresStorage`] connects.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
     /// Connections in the pool: transactions (and reads) at once.
     pub pool_size: u32,
-    /// How long a call waits for a connection before it fails with
-    /// [`StorageError::Unavailable`].
+    /// How long connecting to the server may take before the call that
+    /// needed the connection fails with [`StorageError::Unavailable`]
+    /// (waiting for a busy pool's connection to be free has no limit).
     pub connect_timeout: Duration,
 }
 
@@ -86,6 +87,12 @@ pub struct PostgresStorage {
     channel: String,
     notices: broadcast::Sender<Notice>,
     stop: Arc<AtomicBool>,
+    /// One permit per pooled connection: calls beyond the pool's size wait
+    /// here, in order and for as long as it takes, rather than in the pool
+    /// (whose wait fails after `connect_timeout`, which is for a database
+    /// that does not answer, not for a busy host) and without holding a
+    /// blocking thread each.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Writes made again after losing a deadlock or a serialization race, or
@@ -118,9 +125,12 @@ impl PostgresStorage {
         if config.get_application_name().is_none() {
             config.application_name("wasmflow");
         }
-        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let manager = conn::Manager {
+            config: config.clone(),
+        };
+        let connections = options.pool_size.max(2);
         let pool = r2d2::Pool::builder()
-            .max_size(options.pool_size.max(2))
+            .max_size(connections)
             .min_idle(Some(2))
             .connection_timeout(options.connect_timeout)
             .test_on_check_out(false)
@@ -130,7 +140,7 @@ impl PostgresStorage {
         let mut conn = pool
             .get()
             .map_err(|e| open_error(format!("cannot connect: {e}"), Some(Box::new(e))))?;
-        migrate(&mut conn, &target)?;
+        migrate(&mut conn.client, &target)?;
         let schema: String = conn
             .query_one("SELECT current_schema()", &[])
             .and_then(|row| row.try_get(0))
@@ -169,6 +179,7 @@ impl PostgresStorage {
             channel,
             notices,
             stop,
+            slots: Arc::new(tokio::sync::Semaphore::new(connections as usize)),
         })
     }
 
@@ -185,15 +196,26 @@ impl PostgresStorage {
     async fn with<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Client) -> Result<T, StorageError> + Send + 'static,
+        F: FnOnce(&mut conn::Conn) -> Result<T, StorageError> + Send + 'static,
     {
         let pool = self.pool()?;
+        let slot = self.slot().await?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let mut conn = pool.get().map_err(unavailable)?;
             f(&mut conn)
         })
         .await
         .map_err(|_| StorageError::Closed)?
+    }
+
+    /// Wait for a connection of the pool to be free.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StorageError> {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StorageError::Closed)
     }
 
     /// Rows of `sql` as runs.
@@ -374,16 +396,15 @@ fn write_once(
     loop {
         attempt += 1;
         let mut conn = pool.get().map_err(unavailable)?;
-        let mut tx = match conn.transaction() {
+        let conn::Conn { client, statements } = &mut *conn;
+        let mut tx = match client.transaction() {
             Ok(tx) => tx,
             Err(e) if attempt < MAX_ATTEMPTS && is_connection(&e) => continue,
             Err(e) => return Err(classify(e)),
         };
-        let mut pg = tx::PgTx {
-            tx: &mut tx,
-            retry: false,
-        };
+        let mut pg = tx::PgTx::new(&mut tx, statements);
         let applied = rules::apply(&mut pg, write, quotas).and_then(|written| {
+            pg.flush()?;
             announce(&mut pg, channel, &written)?;
             Ok(written)
         });
@@ -425,9 +446,7 @@ fn announce(
     };
     for finished in &effects.finished {
         let payload = format!("f:{}", finished.run_id);
-        tx.tx
-            .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
-            .map_err(classify)?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])?;
     }
     Ok(())
 }
@@ -508,9 +527,13 @@ impl Storage for PostgresStorage {
         let pool = self.pool()?;
         let quotas = self.quotas;
         let channel = self.channel.clone();
-        tokio::task::spawn_blocking(move || write_once(&pool, &write, quotas, &channel))
-            .await
-            .map_err(|_| StorageError::Closed)?
+        let slot = self.slot().await?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            write_once(&pool, &write, quotas, &channel)
+        })
+        .await
+        .map_err(|_| StorageError::Closed)?
     }
 
     /// Take the run's claim if it is free, expired or already this host's.
@@ -586,7 +609,7 @@ impl Storage for PostgresStorage {
         let version = version.to_owned();
         let channel = self.channel.clone();
         self.with(move |c| {
-            let mut tx = c.transaction().map_err(classify)?;
+            let mut tx = c.client.transaction().map_err(classify)?;
             let inserted = tx
                 .execute(
                     "INSERT INTO components (version, bytes, file, added_at) VALUES ($1, $2, $3, $4)

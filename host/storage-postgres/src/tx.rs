@@ -4,6 +4,8 @@
 //! writing to one run take turns; none of these decides anything about a
 //! run's lifecycle.
 
+use std::collections::HashMap;
+
 use postgres::Transaction;
 use postgres::types::ToSql;
 use wasmflow_core::journal::JournalEntry;
@@ -12,6 +14,7 @@ use wasmflow_core::plan::{InboxKind, NewRun};
 use wasmflow_core::{ClosePolicy, RunStatus};
 use wasmflow_storage::{InboxEntry, RunState, RunTx, RunUpdate, StorageError};
 
+use crate::conn::Statements;
 use crate::{classify, corrupt_run, parse_run_id, stored_json, to_json};
 
 const LIVE: &str = "status IN ('running', 'waiting')";
@@ -19,12 +22,62 @@ const LIVE: &str = "status IN ('running', 'waiting')";
 /// A write transaction on one pooled connection.
 pub(crate) struct PgTx<'a, 'c> {
     pub tx: &'a mut Transaction<'c>,
+    /// The connection's prepared statements.
+    pub statements: &'a mut Statements,
+    /// History entries not sent yet: all of a transaction's go in one
+    /// statement ([`PgTx::flush`]), as nothing reads them back before.
+    pub history: Vec<HistoryRow>,
+    /// Where `history` stood at the savepoint.
+    pub history_mark: usize,
+    /// Whether a run has journal entries, for the runs this transaction
+    /// knows it of: clearing an empty journal sends nothing.
+    pub journaled: HashMap<RunId, bool>,
     /// The transaction failed in a way that succeeds when it is made again
     /// (a serialization failure, a deadlock another transaction won).
     pub retry: bool,
 }
 
-impl PgTx<'_, '_> {
+/// One history entry to insert.
+pub(crate) struct HistoryRow {
+    run_id: String,
+    at: i64,
+    kind: String,
+    data: String,
+}
+
+impl<'a, 'c> PgTx<'a, 'c> {
+    pub fn new(tx: &'a mut Transaction<'c>, statements: &'a mut Statements) -> Self {
+        PgTx {
+            tx,
+            statements,
+            retry: false,
+            history: Vec::new(),
+            history_mark: 0,
+            journaled: HashMap::new(),
+        }
+    }
+
+    /// Send what is buffered; before `COMMIT`.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        if self.history.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.history);
+        let run_ids: Vec<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
+        let at: Vec<i64> = rows.iter().map(|r| r.at).collect();
+        let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).collect();
+        let data: Vec<&str> = rows.iter().map(|r| r.data.as_str()).collect();
+        // In the order appended: ids follow it.
+        self.execute(
+            "INSERT INTO history (run_id, at, kind, data)
+             SELECT run_id, at, kind, data
+             FROM UNNEST($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[])
+                  WITH ORDINALITY AS h (run_id, at, kind, data, n)
+             ORDER BY n",
+            &[&run_ids, &at, &kinds, &data],
+        )?;
+        Ok(())
+    }
     fn fail(&mut self, e: postgres::Error) -> StorageError {
         if crate::is_transient(&e) {
             self.retry = true;
@@ -32,8 +85,16 @@ impl PgTx<'_, '_> {
         classify(e)
     }
 
-    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StorageError> {
-        match self.tx.execute(sql, params) {
+    pub(crate) fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StorageError> {
+        let statement = match self.statements.get(self.tx, sql) {
+            Ok(statement) => statement,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match self.tx.execute(&statement, params) {
             Ok(n) => Ok(n),
             Err(e) => Err(self.fail(e)),
         }
@@ -44,7 +105,11 @@ impl PgTx<'_, '_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<postgres::Row>, StorageError> {
-        match self.tx.query_opt(sql, params) {
+        let statement = match self.statements.get(self.tx, sql) {
+            Ok(statement) => statement,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match self.tx.query_opt(&statement, params) {
             Ok(row) => Ok(row),
             Err(e) => Err(self.fail(e)),
         }
@@ -55,7 +120,11 @@ impl PgTx<'_, '_> {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<postgres::Row>, StorageError> {
-        match self.tx.query(sql, params) {
+        let statement = match self.statements.get(self.tx, sql) {
+            Ok(statement) => statement,
+            Err(e) => return Err(self.fail(e)),
+        };
+        match self.tx.query(&statement, params) {
             Ok(rows) => Ok(rows),
             Err(e) => Err(self.fail(e)),
         }
@@ -96,7 +165,8 @@ impl RunTx for PgTx<'_, '_> {
         let Some(row) = self.query_opt(
             "SELECT workflow_id, workflow_type, version, status, seq, parent_run_id,
                     on_completed, close_policy, deadline_at, cancel_reason,
-                    status = 'waiting' AND timer_sleep
+                    status = 'waiting' AND timer_sleep,
+                    EXISTS (SELECT 1 FROM journal j WHERE j.run_id = runs.run_id)
              FROM runs WHERE run_id = $1 FOR UPDATE",
             &[&run_id.to_string()],
         )?
@@ -108,6 +178,7 @@ impl RunTx for PgTx<'_, '_> {
         let parent: Option<String> = col(&row, 5)?;
         let policy: String = col(&row, 7)?;
         let deadline: Option<i64> = col(&row, 8)?;
+        self.journaled.insert(run_id, col(&row, 11)?);
         Ok(Some(RunState {
             workflow_id: col(&row, 0)?,
             workflow_type: col(&row, 1)?,
@@ -247,15 +318,12 @@ impl RunTx for PgTx<'_, '_> {
         at_ms: u64,
         event: &HistoryEvent,
     ) -> Result<(), StorageError> {
-        self.execute(
-            "INSERT INTO history (run_id, at, kind, data) VALUES ($1, $2, $3, $4)",
-            &[
-                &run_id.to_string(),
-                &big(at_ms),
-                &event.kind(),
-                &to_json(event)?,
-            ],
-        )?;
+        self.history.push(HistoryRow {
+            run_id: run_id.to_string(),
+            at: big(at_ms),
+            kind: event.kind().to_owned(),
+            data: to_json(event)?,
+        });
         Ok(())
     }
 
@@ -361,10 +429,14 @@ impl RunTx for PgTx<'_, '_> {
             "INSERT INTO journal (run_id, entry) VALUES ($1, $2)",
             &[&run_id.to_string(), &to_json(entry)?],
         )?;
+        self.journaled.insert(run_id, true);
         Ok(())
     }
 
     fn journal_clear(&mut self, run_id: RunId) -> Result<(), StorageError> {
+        if self.journaled.insert(run_id, false) == Some(false) {
+            return Ok(());
+        }
         self.execute(
             "DELETE FROM journal WHERE run_id = $1",
             &[&run_id.to_string()],
@@ -393,10 +465,14 @@ impl RunTx for PgTx<'_, '_> {
     }
 
     fn savepoint(&mut self) -> Result<(), StorageError> {
+        self.history_mark = self.history.len();
         self.batch("SAVEPOINT rules")
     }
 
     fn rollback_to_savepoint(&mut self) -> Result<(), StorageError> {
+        self.history.truncate(self.history_mark);
+        // What the undone part did to journals is not known here.
+        self.journaled.clear();
         self.batch("ROLLBACK TO SAVEPOINT rules; RELEASE SAVEPOINT rules")
     }
 
