@@ -1,15 +1,21 @@
 //! Several hosts on one PostgreSQL database (SPEC 8): work started on one
-//! host, events sent through another, results awaited on a third; every
-//! workflow completes exactly once. Each test takes a fresh schema in the
-//! server `cargo xtask test` starts (`WASMFLOW_TEST_POSTGRES`).
+//! host, events sent through another, results awaited on a third; three
+//! `wasmflow serve` processes through a SIGKILL, a rolling restart, and the
+//! database server restarted under them; every workflow completes exactly
+//! once. Each test takes a fresh schema in the server `cargo xtask test`
+//! starts (`WASMFLOW_TEST_POSTGRES`), or a server of its own.
 
+use std::ffi::OsString;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use wasmflow_host::{Database, Host, HostBuilder, RunStatus, StartOptions};
 
-use crate::testbed::{TestBed, finish, result, until};
+use crate::testbed::fleet::{
+    Addresses, Client, Host as ServeHost, Load, Payments, check_exactly_once,
+};
+use crate::testbed::{TEST_LEASE, TestBed, finish, fresh_postgres_schema, result, until};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -134,4 +140,147 @@ async fn a_run_started_on_a_host_that_stopped_is_finished_by_another() {
     let done = finish(&b, order.run_id, LIMIT).await;
     assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
     b.shutdown().await;
+}
+
+/// The options of a `wasmflow serve` on the PostgreSQL database `url`.
+fn serve_args(url: &str) -> Vec<OsString> {
+    vec![
+        "--db".into(),
+        url.into(),
+        "--lease-timeout".into(),
+        format!("{}ms", TEST_LEASE.as_millis()).into(),
+    ]
+}
+
+/// `n` `wasmflow serve` processes on the database `url`, each with a
+/// plugins directory of its own, started.
+fn serve_hosts(url: &str, n: usize, payments: &Payments) -> (Vec<TestBed>, Vec<ServeHost>) {
+    let addrs = Addresses::new(n);
+    let beds: Vec<TestBed> = (0..n).map(|_| TestBed::new(&["order-payment"])).collect();
+    let mut hosts: Vec<ServeHost> = beds
+        .iter()
+        .enumerate()
+        .map(|(i, bed)| ServeHost::on(bed, serve_args(url), &payments.url(), &addrs, i))
+        .collect();
+    for host in &mut hosts {
+        host.start();
+    }
+    (beds, hosts)
+}
+
+/// Only ever "unavailable for now" (503): never an internal error.
+fn assert_only_unavailable(client: &Client, label: &str) -> usize {
+    let errors = client.server_errors.lock().expect("server errors").clone();
+    for (status, kind) in &errors {
+        assert!(
+            *status == 503 && (kind == "DatabaseUnavailable" || kind == "ShuttingDown"),
+            "{label}: a server error other than unavailable: {status} {kind}; all: {errors:?}"
+        );
+    }
+    errors.len()
+}
+
+/// Three `wasmflow serve` processes on one database, 3,000 Orders spread
+/// over them through the HTTP API; one host is killed (SIGKILL) half-way
+/// and never comes back. The other two take its runs over once its leases
+/// expire, and every Order completes exactly once.
+#[test]
+fn three_serve_hosts_one_killed_for_good_complete_every_order_once() {
+    const ORDERS: usize = 3000;
+    let began = Instant::now();
+    let url = fresh_postgres_schema();
+    let payments = Payments::start(0);
+    let (_beds, mut hosts) = serve_hosts(&url, 3, &payments);
+    let client = hosts[0].client();
+    let load = Load::start(&client, &payments.url(), ORDERS, 6);
+    load.wait_sent(ORDERS / 2);
+    let killed_at = load.sent();
+    hosts[1].kill();
+    load.finish();
+    let clients_done = began.elapsed();
+    let label = format!("three hosts, host 1 killed at order {killed_at}");
+    let tally = check_exactly_once(&client, &payments, ORDERS, Duration::from_secs(180), &label);
+    let errors = assert_only_unavailable(&client, &label);
+    println!(
+        "{label}: {ORDERS} orders, {tally:?}, server errors {errors}, clients done {:.1}s, \
+         elapsed {:.1}s",
+        clients_done.as_secs_f64(),
+        began.elapsed().as_secs_f64()
+    );
+}
+
+/// Under load, each of three hosts in turn is stopped (SIGTERM) and
+/// started again: nothing is lost, every Order completes exactly once.
+#[test]
+fn a_rolling_restart_of_three_serve_hosts_loses_nothing() {
+    const ORDERS: usize = 1200;
+    let began = Instant::now();
+    let url = fresh_postgres_schema();
+    let payments = Payments::start(0);
+    let (_beds, mut hosts) = serve_hosts(&url, 3, &payments);
+    let client = hosts[0].client();
+    let load = Load::start(&client, &payments.url(), ORDERS, 6);
+    let mut restarts = Vec::new();
+    for (i, host) in hosts.iter_mut().enumerate() {
+        load.wait_sent(ORDERS * (i + 1) / 5);
+        host.stop();
+        restarts.push((load.sent(), host.start().as_millis()));
+    }
+    load.finish();
+    let label = format!("rolling restart at (order, ms to start) {restarts:?}");
+    let tally = check_exactly_once(&client, &payments, ORDERS, Duration::from_secs(180), &label);
+    let errors = assert_only_unavailable(&client, &label);
+    println!(
+        "{label}: {ORDERS} orders, {tally:?}, server errors {errors}, elapsed {:.1}s",
+        began.elapsed().as_secs_f64()
+    );
+}
+
+/// The PostgreSQL server stops abruptly under load and starts again: the
+/// hosts answer 503 `DatabaseUnavailable` meanwhile, resume by themselves,
+/// and every Order completes exactly once. The server is this test's own.
+#[test]
+fn the_database_restarted_under_load_loses_nothing_acknowledged() {
+    const ORDERS: usize = 900;
+    let began = Instant::now();
+    let cluster = xtask::postgres::Cluster::start().unwrap_or_else(|e| panic!("{e:#}"));
+    let payments = Payments::start(0);
+    let (_beds, hosts) = serve_hosts(cluster.url(), 2, &payments);
+    let client = hosts[0].client();
+    let load = Load::start(&client, &payments.url(), ORDERS, 6);
+    load.wait_sent(ORDERS / 3);
+
+    cluster.stop().unwrap_or_else(|e| panic!("{e:#}"));
+    let stopped = Instant::now();
+    // The API says so while the database is away.
+    let probe = client.another(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        if let Ok((503, body)) = probe.try_http("GET", "/v1/workflows/order-0", None) {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 503 while the database is down"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(answer["kind"], "DatabaseUnavailable", "{answer}");
+    assert!(
+        answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{answer}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    cluster.start_again().unwrap_or_else(|e| panic!("{e:#}"));
+    let outage = stopped.elapsed();
+    let sent_at_restart = load.sent();
+
+    load.finish();
+    let label = format!("database down for {outage:?} at order {sent_at_restart}");
+    let tally = check_exactly_once(&client, &payments, ORDERS, Duration::from_secs(180), &label);
+    let errors = assert_only_unavailable(&client, &label);
+    println!(
+        "{label}: {ORDERS} orders, {tally:?}, server errors {errors}, elapsed {:.1}s",
+        began.elapsed().as_secs_f64()
+    );
 }

@@ -17,6 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod fleet;
+
 use tempfile::TempDir;
 use wasmflow_host::{Database, Host, HostBuilder, RunId, RunRecord};
 use xtask::Guests;

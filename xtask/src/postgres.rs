@@ -28,6 +28,8 @@ pub struct Cluster {
     bin: PathBuf,
     user: Option<&'static str>,
     url: String,
+    /// The server's settings, for starting it again.
+    options: String,
 }
 
 impl Cluster {
@@ -55,10 +57,13 @@ impl Cluster {
             .stdout(std::process::Stdio::null()))
         .context("initdb failed")?;
         let port = free_port()?;
-        // Throw-away data: no fsync; room for many hosts' pools at once.
+        // Throw-away data: no fsync (the machine does not crash under a
+        // test), but every commit written before it is acknowledged (a
+        // server stopped abruptly loses nothing); room for many hosts'
+        // pools at once.
         let options = format!(
             "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+             -c fsync=off -c full_page_writes=off \
              -c max_connections=800 -c shared_buffers=64MB",
             dir.display()
         );
@@ -67,21 +72,39 @@ impl Cluster {
             dir,
             bin,
             user,
+            options,
         };
-        run(as_user(user, &cluster.bin.join("pg_ctl"))
+        cluster.start_again()?;
+        Ok(cluster)
+    }
+
+    /// Start the server again after [`Cluster::stop`], on the same port
+    /// with the same data.
+    pub fn start_again(&self) -> Result<()> {
+        run(as_user(self.user, &self.bin.join("pg_ctl"))
             .arg("-D")
-            .arg(&data)
+            .arg(self.dir.join("data"))
             .arg("-l")
-            .arg(cluster.dir.join("server.log"))
-            .args(["-o", &options, "-w", "-t", "60", "start"])
+            .arg(self.dir.join("server.log"))
+            .args(["-o", &self.options, "-w", "-t", "60", "start"])
             .stdout(std::process::Stdio::null()))
         .with_context(|| {
             format!(
                 "the PostgreSQL server did not start; see {}",
-                cluster.dir.join("server.log").display()
+                self.dir.join("server.log").display()
             )
-        })?;
-        Ok(cluster)
+        })
+    }
+
+    /// Stop the server the way a crash would (`pg_ctl -m immediate`):
+    /// every connection is cut at once.
+    pub fn stop(&self) -> Result<()> {
+        run(as_user(self.user, &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(std::process::Stdio::null()))
+        .context("the PostgreSQL server did not stop")
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/postgres`.
