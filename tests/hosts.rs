@@ -142,6 +142,97 @@ async fn a_run_started_on_a_host_that_stopped_is_finished_by_another() {
     b.shutdown().await;
 }
 
+/// A plugin file dropped into one host's directory is startable on every
+/// host (a host that starts later too); removed, it is startable nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_dropped_on_one_host_starts_on_every_host() {
+    let db = shared_database().await;
+    let (bed_a, a) = host_on(&db).await;
+    // Host B's own directory is empty: it starts what host A deployed.
+    let bed_b = TestBed::new(&[]);
+    let start_b = || {
+        HostBuilder::new(db.clone())
+            .plugins(bed_b.plugins())
+            .cache_dir(bed_b.path().join("cache"))
+            .lease_timeout(TEST_LEASE)
+            .pool_size(4)
+            .start()
+    };
+    let b = start_b().await.expect("host B starts");
+    let order = b
+        .start(
+            "Order",
+            r#"{"order_id": "p", "amount": 1.0}"#,
+            StartOptions::new(),
+        )
+        .await
+        .expect("host B starts an Order from host A's plugin");
+    b.send_to_run(order.run_id, "start_payment", "")
+        .await
+        .expect("send");
+    assert_eq!(
+        finish(&b, order.run_id, LIMIT).await.status,
+        RunStatus::Completed
+    );
+
+    // A file dropped into host A's directory while both run.
+    let dropped = Instant::now();
+    bed_a.add("counter");
+    let startable = |host: &Host| host.plugins().get("Counter").is_ok();
+    while !(startable(&a) && startable(&b)) {
+        assert!(
+            dropped.elapsed() < Duration::from_secs(30),
+            "Counter is not startable on both hosts after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let on_both = dropped.elapsed();
+    let counter = b
+        .start("Counter", r#"{"n": 3}"#, StartOptions::new())
+        .await
+        .expect("host B starts a Counter");
+    assert_eq!(result(&finish(&b, counter.run_id, LIMIT).await), json!(3));
+
+    // A host that starts afterwards has it too.
+    let bed_c = TestBed::new(&[]);
+    let c = HostBuilder::new(db.clone())
+        .plugins(bed_c.plugins())
+        .cache_dir(bed_c.path().join("cache"))
+        .lease_timeout(TEST_LEASE)
+        .start()
+        .await
+        .expect("host C starts");
+    assert!(
+        startable(&c),
+        "a host started later starts deployed plugins"
+    );
+
+    // Removed from host A's directory: startable nowhere.
+    let removed = Instant::now();
+    std::fs::remove_file(bed_a.plugins().join("counter.wasm")).expect("remove");
+    while startable(&a) || startable(&b) || startable(&c) {
+        assert!(
+            removed.elapsed() < Duration::from_secs(30),
+            "Counter is still startable 30 s after its file was removed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let err = b
+        .start("Counter", r#"{"n": 3}"#, StartOptions::new())
+        .await
+        .expect_err("Counter is retired");
+    assert!(err.to_string().contains("Counter"), "{err}");
+    println!(
+        "a plugin dropped on host A: startable on A and B after {} ms; removed: gone from all \
+         three after {} ms",
+        on_both.as_millis(),
+        removed.elapsed().as_millis()
+    );
+    for host in [a, b, c] {
+        host.shutdown().await;
+    }
+}
+
 /// The options of a `wasmflow serve` on the PostgreSQL database `url`.
 fn serve_args(url: &str) -> Vec<OsString> {
     vec![

@@ -33,8 +33,22 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Create and start a cluster on 127.0.0.1.
+    /// Create and start a cluster on 127.0.0.1 for the tests.
     pub fn start() -> Result<Cluster> {
+        // Throw-away data: no fsync (the machine does not crash under a
+        // test), but every commit written before it is acknowledged (a
+        // server stopped abruptly loses nothing).
+        Cluster::start_with("-c fsync=off -c full_page_writes=off")
+    }
+
+    /// A cluster as durable as a production one (every commit flushed to
+    /// disk) that counts statements (`pg_stat_statements`): for the
+    /// benchmark's figures.
+    pub fn start_durable() -> Result<Cluster> {
+        Cluster::start_with("-c shared_preload_libraries=pg_stat_statements")
+    }
+
+    fn start_with(settings: &str) -> Result<Cluster> {
         let bin = binaries()?;
         let user = is_root().then_some("postgres");
         let dir = std::env::temp_dir().join(format!(
@@ -57,14 +71,10 @@ impl Cluster {
             .stdout(std::process::Stdio::null()))
         .context("initdb failed")?;
         let port = free_port()?;
-        // Throw-away data: no fsync (the machine does not crash under a
-        // test), but every commit written before it is acknowledged (a
-        // server stopped abruptly loses nothing); room for many hosts'
-        // pools at once.
+        // Room for many hosts' pools at once.
         let options = format!(
             "-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={} \
-             -c fsync=off -c full_page_writes=off \
-             -c max_connections=800 -c shared_buffers=64MB",
+             -c max_connections=800 -c shared_buffers=64MB {settings}",
             dir.display()
         );
         let cluster = Cluster {
@@ -125,13 +135,94 @@ impl Drop for Cluster {
     }
 }
 
+/// What a server did, counted since it started (or since the last
+/// [`Cluster::stats`] reset): for figures per workflow.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerStats {
+    /// Statements executed, `BEGIN` and `COMMIT` included: each one a
+    /// round trip of the client.
+    pub statements: u64,
+    /// Transactions committed.
+    pub commits: u64,
+    /// WAL flushes to disk (`fsync`s of commits).
+    pub wal_syncs: u64,
+    /// CPU seconds the server's processes used.
+    pub cpu_seconds: f64,
+}
+
+impl Cluster {
+    /// The server's counts now (needs [`Cluster::start_durable`]'s
+    /// `pg_stat_statements`).
+    pub fn stats(&self) -> Result<ServerStats> {
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls)
+            .with_context(|| format!("cannot connect to {}", self.url))?;
+        client.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+        let row = client.query_one(
+            "SELECT (SELECT COALESCE(SUM(calls), 0)::BIGINT FROM pg_stat_statements),
+                    (SELECT SUM(xact_commit)::BIGINT FROM pg_stat_database),
+                    (SELECT wal_sync FROM pg_stat_wal)",
+            &[],
+        )?;
+        let count = |i: usize| -> Result<u64> {
+            let v: i64 = row.try_get(i)?;
+            Ok(u64::try_from(v).unwrap_or(0))
+        };
+        Ok(ServerStats {
+            statements: count(0)?,
+            commits: count(1)?,
+            wal_syncs: count(2)?,
+            cpu_seconds: self.cpu_seconds(),
+        })
+    }
+
+    /// CPU time of the server's processes (the postmaster's process group),
+    /// from `/proc`.
+    fn cpu_seconds(&self) -> f64 {
+        let Ok(pid) = std::fs::read_to_string(self.dir.join("data/postmaster.pid")) else {
+            return 0.0;
+        };
+        let Some(leader) = pid
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+        else {
+            return 0.0;
+        };
+        let ticks = 100.0; // USER_HZ on Linux
+        let mut total = 0u64;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // After the `(comm)` field: state ppid pgrp ... utime(14) stime(15)
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let pid: u32 = entry.file_name().to_string_lossy().parse().unwrap_or(0);
+            let ppid: u32 = fields.get(1).and_then(|f| f.parse().ok()).unwrap_or(0);
+            if pid == leader || ppid == leader {
+                let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
+                let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
+                total += utime + stime;
+            }
+        }
+        total as f64 / ticks
+    }
+}
+
 /// A new, empty schema in the server of [`URL_ENV`]: the URL that works in
 /// it (`options=-csearch_path=...`).
 pub fn fresh_schema() -> Result<String> {
-    static N: AtomicU32 = AtomicU32::new(0);
     let base = std::env::var(URL_ENV).with_context(|| {
         format!("{URL_ENV} is not set: run the tests with `cargo xtask test`, which starts a PostgreSQL server, or point {URL_ENV} at one (postgres://user@host:port/database)")
     })?;
+    schema_in(&base)
+}
+
+/// A new, empty schema in the database of `base`: the URL that works in it.
+pub fn schema_in(base: &str) -> Result<String> {
+    static N: AtomicU32 = AtomicU32::new(0);
     let schema = format!(
         "t_{}_{}_{}",
         std::process::id(),
@@ -140,8 +231,8 @@ pub fn fresh_schema() -> Result<String> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos())
     );
-    let mut client = postgres::Client::connect(&base, postgres::NoTls)
-        .with_context(|| format!("cannot connect to {URL_ENV}={base}"))?;
+    let mut client = postgres::Client::connect(base, postgres::NoTls)
+        .with_context(|| format!("cannot connect to {base}"))?;
     client
         .batch_execute(&format!("CREATE SCHEMA {schema}"))
         .with_context(|| format!("cannot create schema {schema}"))?;

@@ -11,13 +11,17 @@
 //!
 //! Options (after `--`): `--runs R --steps N` for the concurrent figure;
 //! `--orders N` for Order/Payment; `--only
-//! instantiate|concurrent|sequential|order-payment|http|limits|plugins|tasks` for one
-//! figure. `plugins` prints how soon a new plugin file is startable and how
+//! instantiate|concurrent|sequential|order-payment|http|hosts|limits|plugins|tasks`
+//! for one figure. `plugins` prints how soon a new plugin file is startable and how
 //! long a host takes to start with 50 plugins, compiling and from the cache;
 //! `http` runs Order/Payment through the HTTP API with 64 concurrent
 //! clients on loopback.
 //! `limits` prints what memory caps, deadlines and epoch time-slicing cost:
 //! activations/s with them on and off, in the sandbox alone and durable.
+//! `hosts` runs Order/Payment (at most 3,000 at once) with one, two and
+//! three hosts on one PostgreSQL database (a durable throw-away cluster,
+//! started and stopped by the benchmark) beside one host on SQLite, and
+//! prints per Order the database's statements, commits, WAL fsyncs and CPU.
 //! `tasks` prints the cost of one recorded task (one activation running
 //! many, each recorded durably before the next; alone and with a loopback
 //! HTTP call) and Order/Payment with `charge_card` POSTing to the loopback
@@ -146,6 +150,9 @@ fn main() -> anyhow::Result<()> {
         }
         if wanted("http") {
             order_payment_http(&plugins, orders, 64).await?;
+        }
+        if wanted("hosts") {
+            several_hosts(&plugins, orders.min(3_000)).await?;
         }
         if wanted("plugins") {
             new_plugin_latency(&plugins).await?;
@@ -426,6 +433,119 @@ async fn orders_at_once(
         millis(latencies[orders * 99 / 100]),
     );
     Ok(rate)
+}
+
+/// Order/Payment on PostgreSQL with one, two and three hosts sharing the
+/// database (in this process, each with its own pool, claims and instance
+/// pool; orders spread over them), beside one host on SQLite: workflows/s,
+/// latency, and per Order the database's statements (round trips),
+/// commits, WAL flushes and CPU. The server is a durable throw-away
+/// cluster (every commit flushed to disk), like a production one.
+async fn several_hosts(plugins: &std::path::Path, orders: usize) -> anyhow::Result<()> {
+    println!(
+        "several hosts ({orders} Order/Payment at once, {} cores):",
+        num_cpus()
+    );
+    let dir = tempfile::tempdir()?;
+    let sqlite = HostBuilder::new(dir.path().join("hosts.db"))
+        .plugins(plugins)
+        .start()
+        .await?;
+    let sqlite = vec![Arc::new(sqlite)];
+    let (rate, p50, p99) = spread_orders(&sqlite, orders).await?;
+    println!(
+        "  sqlite,     1 host:  {rate:>5.0} workflows/s; latency p50 {p50:.1} ms, p99 {p99:.1} ms"
+    );
+    for host in sqlite {
+        if let Ok(host) = Arc::try_unwrap(host) {
+            host.shutdown().await;
+        }
+    }
+
+    let cluster = tokio::task::spawn_blocking(xtask::postgres::Cluster::start_durable).await??;
+    for n in 1..=3 {
+        let url = {
+            let base = cluster.url().to_owned();
+            tokio::task::spawn_blocking(move || xtask::postgres::schema_in(&base)).await??
+        };
+        let mut hosts = Vec::new();
+        for i in 0..n {
+            let host = HostBuilder::new(url.as_str())
+                .plugins(plugins)
+                .cache_dir(dir.path().join(format!("cache-{i}")))
+                .start()
+                .await?;
+            hosts.push(Arc::new(host));
+        }
+        let stats = || {
+            let cluster = &cluster;
+            move || cluster.stats()
+        };
+        let before = tokio::task::block_in_place(stats())?;
+        let own_before = own_cpu_seconds();
+        let wall = Instant::now();
+        let (rate, p50, p99) = spread_orders(&hosts, orders).await?;
+        let wall = wall.elapsed().as_secs_f64();
+        let own = own_cpu_seconds() - own_before;
+        let after = tokio::task::block_in_place(stats())?;
+        let per = |a: u64, b: u64| (a - b) as f64 / orders as f64;
+        println!(
+            "  postgres,   {n} host{}: {rate:>5.0} workflows/s; latency p50 {p50:.1} ms, p99 {p99:.1} ms; \
+             per Order {:.0} statements (round trips), {:.1} commits, {:.2} WAL fsyncs; \
+             CPU over {wall:.1} s: hosts {own:.1} s, database {:.1} s",
+            if n == 1 { " " } else { "s" },
+            per(after.statements, before.statements),
+            per(after.commits, before.commits),
+            per(after.wal_syncs, before.wal_syncs),
+            after.cpu_seconds - before.cpu_seconds,
+        );
+        for host in hosts {
+            if let Ok(host) = Arc::try_unwrap(host) {
+                host.shutdown().await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `orders` Orders at once, the i-th started, sent its event and awaited
+/// on host `i % hosts.len()`: workflows/s and p50/p99 latency in ms.
+async fn spread_orders(hosts: &[Arc<Host>], orders: usize) -> anyhow::Result<(f64, f64, f64)> {
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(orders);
+    for i in 0..orders {
+        let host = hosts[i % hosts.len()].clone();
+        tasks.push(tokio::spawn(async move { one_order(&host, i).await }));
+    }
+    let mut latencies = Vec::with_capacity(orders);
+    for task in tasks {
+        latencies.push(task.await??);
+    }
+    let rate = orders as f64 / start.elapsed().as_secs_f64();
+    latencies.sort();
+    Ok((
+        rate,
+        millis(latencies[orders / 2]),
+        millis(latencies[orders * 99 / 100]),
+    ))
+}
+
+/// CPU seconds this process used so far (`/proc/self/stat`).
+fn own_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (tick(11) + tick(12)) as f64 / 100.0
 }
 
 /// The loopback payments service, on the benchmark's runtime.

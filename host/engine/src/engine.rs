@@ -119,6 +119,9 @@ impl Engine {
         if let Some(dir) = &engine.plugin_dir {
             let report = dir.scan(engine.sandbox.as_ref(), true).await?;
             engine.publish(report).await?;
+            if engine.shared {
+                engine.sync_deployments().await?;
+            }
             let live = engine.storage.live_versions().await?;
             let mut keep: Vec<String> = live.into_iter().map(|l| l.version).collect();
             keep.extend(dir.snapshot().files().map(|(_, c, _)| c.hash.clone()));
@@ -250,8 +253,72 @@ impl Engine {
                 files.insert(component.hash.clone(), name.clone());
             }
             self.storage
-                .save_component(&component.hash, name, bytes, now_ms())
+                .save_component(&component.hash, name.clone(), bytes, now_ms())
                 .await?;
+            if let (true, Some(name)) = (self.shared, name) {
+                self.storage
+                    .deploy(&name, &component.hash, now_ms())
+                    .await?;
+            }
+        }
+        if self.shared {
+            for file in report.removed {
+                if let Some(name) = file.file_name() {
+                    self.storage.retire(&name.to_string_lossy()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Another host deployed plugin file `file` at `version`: load it and
+    /// start new runs of its types from it here too.
+    pub(crate) async fn deployed(&self, file: &str, version: &str) {
+        let Some(dir) = &self.plugin_dir else { return };
+        if dir.snapshot().version(version).is_some() {
+            return;
+        }
+        let adopted =
+            async {
+                let component = self.component(version).await?;
+                let (bytes, _) = self.storage.component(version).await?.ok_or_else(|| {
+                    Error::VersionMissing {
+                        version: version.to_owned(),
+                    }
+                })?;
+                Ok::<_, Error>((component, bytes))
+            };
+        match adopted.await {
+            Ok((component, bytes)) => {
+                if let Err(reason) = dir.adopt(file, component, bytes.into()) {
+                    tracing::warn!(%file, %version, %reason, "cannot start a plugin another host deployed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%file, %version, error = %e, "cannot load a plugin another host deployed")
+            }
+        }
+    }
+
+    /// Another host's directory lost plugin file `file`.
+    pub(crate) fn retired(&self, file: &str) {
+        if let Some(dir) = &self.plugin_dir
+            && let Err(reason) = dir.retire(file)
+        {
+            tracing::warn!(%file, %reason, "cannot retire a plugin");
+        }
+    }
+
+    /// Start what other hosts deployed and this directory does not have:
+    /// when the host starts, and after notices may have been missed.
+    pub(crate) async fn sync_deployments(&self) -> Result<()> {
+        let Some(dir) = &self.plugin_dir else {
+            return Ok(());
+        };
+        for (file, version) in self.storage.deployments().await? {
+            if !dir.has_own(&file) {
+                self.deployed(&file, &version).await;
+            }
         }
         Ok(())
     }

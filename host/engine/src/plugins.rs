@@ -188,6 +188,10 @@ pub struct PluginDir {
     memory: HashMap<String, usize>,
     current: ArcSwap<Plugins>,
     scan: Mutex<ScanState>,
+    /// The files in the snapshot that another host deployed (they are not
+    /// in this directory); held while the snapshot is replaced, so that
+    /// scans and deployments take turns.
+    fleet: Mutex<HashSet<PathBuf>>,
 }
 
 #[derive(Default)]
@@ -207,6 +211,7 @@ impl PluginDir {
             memory,
             current: ArcSwap::from_pointee(Plugins::default()),
             scan: Mutex::new(ScanState::default()),
+            fleet: Mutex::new(HashSet::new()),
         }
     }
 
@@ -252,8 +257,11 @@ impl PluginDir {
 
         let mut report = ScanReport::default();
         for path in removed {
+            let mut fleet = self.fleet.lock().map_err(|_| poisoned())?;
+            fleet.remove(&path);
             let next = self.snapshot().without_file(&path);
             self.current.store(Arc::new(next));
+            drop(fleet);
             tracing::info!(file = %path.display(), "plugin removed; its types are no longer startable");
             report.removed.push(path);
         }
@@ -325,14 +333,22 @@ impl PluginDir {
             Ok(component) => Arc::new(component),
             Err(e) => return self.reject(path, stamp, &hash, e.0),
         };
-        let next = match self
-            .snapshot()
-            .with_file(path, component.clone(), bytes.clone())
         {
-            Ok(next) => next,
-            Err(reason) => return self.reject(path, stamp, &hash, reason),
-        };
-        self.current.store(Arc::new(next));
+            let mut fleet = self.fleet.lock().map_err(|_| poisoned())?;
+            let next = match self
+                .snapshot()
+                .with_file(path, component.clone(), bytes.clone())
+            {
+                Ok(next) => next,
+                Err(reason) => {
+                    drop(fleet);
+                    return self.reject(path, stamp, &hash, reason);
+                }
+            };
+            // This directory's file now, whoever deployed the name before.
+            fleet.remove(path);
+            self.current.store(Arc::new(next));
+        }
         self.mark_handled(path, stamp)?;
         for t in &component.types {
             tracing::info!(
@@ -344,6 +360,80 @@ impl PluginDir {
             );
         }
         Ok(Load::Loaded((path.to_owned(), component, bytes)))
+    }
+
+    /// Another host deployed plugin file `file` (a file name) at
+    /// `component`: start new runs of its types from it here too, in place
+    /// of this directory's file of that name, if any (the newest deployment
+    /// wins). `Ok(false)`: this host has that version already. `Err`: why
+    /// it cannot (a type another file here provides).
+    pub fn adopt(
+        &self,
+        file: &str,
+        component: Arc<ComponentVersion>,
+        bytes: Arc<[u8]>,
+    ) -> Result<bool, String> {
+        let path = self.fleet_path(file)?;
+        let mut fleet = self
+            .fleet
+            .lock()
+            .map_err(|_| "a plugins lock was poisoned")?;
+        let current = self.snapshot();
+        if current
+            .files
+            .get(&path)
+            .is_some_and(|l| l.component.hash == component.hash)
+        {
+            return Ok(false);
+        }
+        let next = current.with_file(&path, component.clone(), bytes)?;
+        fleet.insert(path.clone());
+        self.current.store(Arc::new(next));
+        for t in &component.types {
+            tracing::info!(
+                %file,
+                workflow_type = %t.name,
+                version = %short_version(&component.hash),
+                "workflow type deployed by another host"
+            );
+        }
+        Ok(true)
+    }
+
+    /// Another host's directory lost plugin file `file`: if it is here only
+    /// because another host deployed it, its types are startable no more.
+    pub fn retire(&self, file: &str) -> Result<bool, String> {
+        let path = self.fleet_path(file)?;
+        let mut fleet = self
+            .fleet
+            .lock()
+            .map_err(|_| "a plugins lock was poisoned")?;
+        if !fleet.remove(&path) {
+            return Ok(false);
+        }
+        let next = self.snapshot().without_file(&path);
+        self.current.store(Arc::new(next));
+        tracing::info!(%file, "plugin retired by another host; its types are no longer startable");
+        Ok(true)
+    }
+
+    /// Whether this directory provides plugin file `file` itself (rather
+    /// than another host's deployment of it).
+    pub fn has_own(&self, file: &str) -> bool {
+        let Ok(path) = self.fleet_path(file) else {
+            return false;
+        };
+        let deployed = self.fleet.lock().is_ok_and(|f| f.contains(&path));
+        !deployed && self.snapshot().files.contains_key(&path)
+    }
+
+    /// Where a deployed file of this name would be: a bare file name only.
+    fn fleet_path(&self, file: &str) -> Result<PathBuf, String> {
+        let name = Path::new(file);
+        match name.file_name() {
+            Some(n) if n == name.as_os_str() && file.ends_with(".wasm") => Ok(self.dir.join(name)),
+            _ => Err(format!("`{file}` is not a plugin file name")),
+        }
     }
 
     fn mark_handled(&self, path: &Path, stamp: Stamp) -> Result<(), Error> {

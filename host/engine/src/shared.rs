@@ -4,8 +4,10 @@
 //! - [`listen`]: other hosts' notices. A run that ended elsewhere wakes this
 //!   host's callers waiting for it (`result --wait` on host A for a run
 //!   host B completes) and stops a driver this host still had on it; a
-//!   [`Notice::Resync`] (missed notices) wakes every waiting caller to look
-//!   again and sweeps at once.
+//!   plugin file another host deployed becomes startable here (one it
+//!   retired, no longer); a [`Notice::Resync`] (missed notices) wakes every
+//!   waiting caller to look again, catches up on deployments and sweeps at
+//!   once.
 //! - [`sweep`]: every [`sweep_period`], the runs no host looks after
 //!   ([`Storage::orphans`]): running runs whose host died (its claim
 //!   expired) get a driver here, overdue timers and workflow timeouts fire
@@ -62,8 +64,13 @@ fn listen(engine: &Arc<Engine>, mut notices: broadcast::Receiver<Notice>) {
                     inner.notify_terminal(run_id);
                 }
                 Ok(Notice::Component(version)) => inner.adopt(&version).await,
+                Ok(Notice::Deployed { file, version }) => inner.deployed(&file, &version).await,
+                Ok(Notice::Retired { file }) => inner.retired(&file),
                 Ok(Notice::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     inner.notify_all();
+                    if let Err(e) = inner.sync_deployments().await {
+                        tracing::warn!(error = %e, "cannot look at the plugins other hosts deployed");
+                    }
                     sweep_once(&inner).await;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,

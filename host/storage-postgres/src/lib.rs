@@ -506,6 +506,16 @@ impl Listener {
                             Err(_) => continue,
                         },
                         Some(("c", version)) => Notice::Component(version.to_owned()),
+                        Some(("d", deployed)) => match deployed.split_once(':') {
+                            Some((version, file)) => Notice::Deployed {
+                                file: file.to_owned(),
+                                version: version.to_owned(),
+                            },
+                            None => continue,
+                        },
+                        Some(("r", file)) => Notice::Retired {
+                            file: file.to_owned(),
+                        },
                         _ => continue,
                     };
                     // Nobody listening yet is fine.
@@ -660,12 +670,69 @@ impl Storage for PostgresStorage {
                      WHERE NOT (version = ANY($1))
                        AND version NOT IN
                            (SELECT version FROM runs WHERE status IN ('running', 'waiting'))
+                       AND version NOT IN (SELECT version FROM deployments)
                        AND NOT (file IS NOT NULL AND added_at =
                            (SELECT MAX(added_at) FROM components d WHERE d.file = c.file))",
                     &[&keep],
                 )
                 .map_err(classify)?;
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+        .await
+    }
+
+    async fn deploy(&self, file: &str, version: &str, at_ms: u64) -> Result<(), StorageError> {
+        let (file, version) = (file.to_owned(), version.to_owned());
+        let channel = self.channel.clone();
+        self.with(move |c| {
+            let mut tx = c.client.transaction().map_err(classify)?;
+            let changed = tx
+                .execute(
+                    "INSERT INTO deployments (file, version, deployed_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (file) DO UPDATE
+                         SET version = excluded.version, deployed_at = excluded.deployed_at
+                         WHERE deployments.version <> excluded.version",
+                    &[&file, &version, &big(at_ms)],
+                )
+                .map_err(classify)?;
+            if changed == 1 {
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&channel, &format!("d:{version}:{file}")],
+                )
+                .map_err(classify)?;
+            }
+            tx.commit().map_err(classify)
+        })
+        .await
+    }
+
+    async fn retire(&self, file: &str) -> Result<(), StorageError> {
+        let file = file.to_owned();
+        let channel = self.channel.clone();
+        self.with(move |c| {
+            let mut tx = c.client.transaction().map_err(classify)?;
+            let gone = tx
+                .execute("DELETE FROM deployments WHERE file = $1", &[&file])
+                .map_err(classify)?;
+            if gone == 1 {
+                tx.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&channel, &format!("r:{file}")],
+                )
+                .map_err(classify)?;
+            }
+            tx.commit().map_err(classify)
+        })
+        .await
+    }
+
+    async fn deployments(&self) -> Result<Vec<(String, String)>, StorageError> {
+        self.with(|c| {
+            let rows = c
+                .query("SELECT file, version FROM deployments ORDER BY file", &[])
+                .map_err(classify)?;
+            rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
         })
         .await
     }

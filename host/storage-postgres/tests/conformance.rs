@@ -148,4 +148,95 @@ mod shared {
         .await;
         assert!(notice.is_ok(), "host B hears that the run ended on host A");
     }
+
+    /// The next notice `pick` accepts, within 10 s.
+    async fn next_notice<T>(
+        notices: &mut tokio::sync::broadcast::Receiver<Notice>,
+        pick: impl Fn(Notice) -> Option<T>,
+    ) -> Option<T> {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match notices.recv().await {
+                    Ok(notice) => {
+                        if let Some(found) = pick(notice) {
+                            return found;
+                        }
+                    }
+                    Err(e) => panic!("notices stopped: {e}"),
+                }
+            }
+        })
+        .await
+        .ok()
+    }
+
+    /// A plugin file one host deploys is listed for every host and
+    /// announced once per version; retired, it is gone and announced; a
+    /// deployed version is never pruned.
+    #[tokio::test]
+    async fn a_deployed_plugin_file_is_announced_listed_and_kept() {
+        let (a, b) = two().await;
+        let mut notices = b.notices().expect("a shared backend has notices");
+        let bytes: std::sync::Arc<[u8]> = b"\0asm".as_slice().into();
+        a.save_component("v1", Some("order.wasm".into()), bytes.clone(), now_ms())
+            .await
+            .expect("save");
+        a.deploy("order.wasm", "v1", now_ms())
+            .await
+            .expect("deploy");
+        let deployed = next_notice(&mut notices, |n| match n {
+            Notice::Deployed { file, version } => Some((file, version)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            deployed,
+            Some(("order.wasm".to_owned(), "v1".to_owned())),
+            "host B hears of the deployment"
+        );
+        assert_eq!(
+            b.deployments().await.expect("deployments"),
+            vec![("order.wasm".to_owned(), "v1".to_owned())]
+        );
+        assert_eq!(
+            b.prune_components(Vec::new()).await.expect("prune"),
+            0,
+            "a deployed version is kept"
+        );
+
+        // The same version again says nothing; a new one replaces it.
+        a.deploy("order.wasm", "v1", now_ms())
+            .await
+            .expect("deploy");
+        a.save_component("v2", Some("order.wasm".into()), bytes, now_ms())
+            .await
+            .expect("save");
+        b.deploy("order.wasm", "v2", now_ms())
+            .await
+            .expect("deploy");
+        let deployed = next_notice(&mut notices, |n| match n {
+            Notice::Deployed { version, .. } => Some(version),
+            _ => None,
+        })
+        .await;
+        assert_eq!(deployed.as_deref(), Some("v2"), "not v1 a second time");
+        assert_eq!(
+            a.deployments().await.expect("deployments"),
+            vec![("order.wasm".to_owned(), "v2".to_owned())]
+        );
+
+        a.retire("order.wasm").await.expect("retire");
+        let retired = next_notice(&mut notices, |n| match n {
+            Notice::Retired { file } => Some(file),
+            _ => None,
+        })
+        .await;
+        assert_eq!(retired.as_deref(), Some("order.wasm"));
+        assert!(b.deployments().await.expect("deployments").is_empty());
+        assert_eq!(
+            b.prune_components(Vec::new()).await.expect("prune"),
+            1,
+            "v1, neither deployed nor the newest of its file, is forgotten"
+        );
+    }
 }

@@ -130,6 +130,11 @@ pub enum Notice {
     Finished(RunId),
     /// A component version was kept in the database (by any host).
     Component(String),
+    /// A host loaded plugin file `file` at `version` ([`Storage::deploy`]):
+    /// every host starts new runs of its types from it.
+    Deployed { file: String, version: String },
+    /// A host's plugins directory lost `file` ([`Storage::retire`]).
+    Retired { file: String },
     /// Notices may have been missed (a reconnect, a slow reader): look at
     /// everything again.
     Resync,
@@ -636,8 +641,28 @@ pub trait Storage: Send + Sync + 'static {
         &self,
         version: &str,
     ) -> Result<Option<(Vec<u8>, Option<String>)>, StorageError>;
-    /// Forget component versions no live run is pinned to, except `keep`.
+    /// Forget component versions no live run is pinned to, except `keep`
+    /// and those deployed.
     async fn prune_components(&self, keep: Vec<String>) -> Result<usize, StorageError>;
+
+    /// Plugin file `file` (a file name) is deployed at `version`, a kept
+    /// component: the hosts sharing the database start new runs of its
+    /// types from it, and are told ([`Notice::Deployed`]). A backend one
+    /// host holds exclusively keeps no deployments: that host's plugins
+    /// directory is all there is.
+    async fn deploy(&self, _file: &str, _version: &str, _at_ms: u64) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Plugin file `file` is deployed no more ([`Notice::Retired`]).
+    async fn retire(&self, _file: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    /// Every deployed plugin file and its version, by file name.
+    async fn deployments(&self) -> Result<Vec<(String, String)>, StorageError> {
+        Ok(Vec::new())
+    }
 
     /// Create a run and record `run_started`, durably.
     async fn create_run(&self, run: NewRun) -> Result<Result<(), AlreadyActive>, StorageError> {
