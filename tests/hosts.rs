@@ -233,6 +233,121 @@ async fn a_plugin_dropped_on_one_host_starts_on_every_host() {
     }
 }
 
+/// Every client command works against any host and sees the same runs:
+/// two `wasmflow serve` processes on one database, each command sent to
+/// the host that did not handle the run before; a `result --wait` on host
+/// A is answered when the run completes on host B.
+#[test]
+fn every_client_command_works_against_any_host() {
+    let url = fresh_postgres_schema();
+    let payments = Payments::start(0);
+    let addrs = Addresses::new(2);
+    let beds: Vec<TestBed> = (0..2)
+        .map(|_| TestBed::new(&["order-payment", "failing"]))
+        .collect();
+    let mut hosts: Vec<ServeHost> = beds
+        .iter()
+        .enumerate()
+        .map(|(i, bed)| ServeHost::on(bed, serve_args(&url), &payments.url(), &addrs, i))
+        .collect();
+    for host in &mut hosts {
+        host.start();
+    }
+    let (a, b) = (hosts[0].addr(), hosts[1].addr());
+    let cli = |addr: &str, args: &[&str]| -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+            .args(args)
+            .args(["--addr", addr])
+            .env_remove("WASMFLOW_TOKEN")
+            .env_remove("WASMFLOW_PLUGINS")
+            .output()
+            .expect("run the client");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} on {addr}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let order = r#"{"order_id": "x", "amount": 5.0}"#;
+
+    // Started on A, looked at and sent to on B, awaited on A meanwhile.
+    cli(&a, &["start", "Order", "--id", "o1", "--input", order]);
+    assert!(cli(&b, &["status", "o1"]).contains("waiting"));
+    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args(["result", "o1", "--wait", "--addr", &a])
+        .env_remove("WASMFLOW_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a long poll");
+    std::thread::sleep(Duration::from_millis(300));
+    cli(&b, &["send", "o1", "start_payment"]);
+    let answered = waiting.wait_with_output().expect("the long poll ends");
+    assert_eq!(answered.status.code(), Some(0));
+    let result = String::from_utf8_lossy(&answered.stdout).into_owned();
+    assert!(result.contains("txn-"), "the long poll on A: {result}");
+    let summary = cli(&b, &["query", "o1", "summary"]);
+    assert!(summary.contains("txn-"), "{summary}");
+    assert!(cli(&a, &["history", "o1"]).contains("run_completed"));
+    assert!(cli(&b, &["list", "--type", "Payment"]).contains("payment-x"));
+
+    // Cancelled through B, terminated through A.
+    cli(&a, &["start", "Order", "--id", "o2", "--input", order]);
+    cli(&b, &["cancel", "o2"]);
+    cli(&b, &["start", "Order", "--id", "o3", "--input", order]);
+    cli(&a, &["terminate", "o3"]);
+    let ended = |id: &str, status: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cli(&b, &["status", id]).contains(status) {
+            assert!(Instant::now() < deadline, "{id} is not {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    ended("o2", "cancelled");
+    ended("o3", "terminated");
+
+    // A run that failed on one host, retried through the other.
+    cli(
+        &a,
+        &[
+            "start",
+            "Checkout",
+            "--id",
+            "c1",
+            "--input",
+            r#"{"items": []}"#,
+        ],
+    );
+    ended("c1", "failed");
+    cli(&b, &["retry", "c1"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cli(&a, &["history", "c1"]).contains("run_retried") {
+        assert!(Instant::now() < deadline, "c1 was not retried");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ended("c1", "failed");
+
+    // `upgrade` works on the shared database beside both hosts.
+    cli(&a, &["start", "Order", "--id", "o4", "--input", order]);
+    let upgrade = std::process::Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+        .args(["upgrade", "Order", "--plugins"])
+        .arg(beds[0].plugins())
+        .args(["--db", &url])
+        .env_remove("WASMFLOW_DB")
+        .output()
+        .expect("run upgrade");
+    let report = String::from_utf8_lossy(&upgrade.stdout).into_owned();
+    assert_eq!(
+        upgrade.status.code(),
+        Some(0),
+        "{report}{}",
+        String::from_utf8_lossy(&upgrade.stderr)
+    );
+    assert!(report.starts_with("Order: "), "{report}");
+}
+
 /// The options of a `wasmflow serve` on the PostgreSQL database `url`.
 fn serve_args(url: &str) -> Vec<OsString> {
     vec![

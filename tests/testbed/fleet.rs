@@ -228,6 +228,11 @@ impl Host {
         let _ = child.wait();
     }
 
+    /// This host's API address while it runs (`http://127.0.0.1:PORT`).
+    pub fn addr(&self) -> String {
+        self.addrs.0.read().expect("addresses")[self.slot].clone()
+    }
+
     /// A client of this host's group.
     pub fn client(&self) -> Client {
         Client::new(&self.addrs, self.slot)
