@@ -31,7 +31,12 @@ async fn shared_database() -> Database {
 /// A host with its own plugins directory (the order-payment example) on
 /// `db`.
 async fn host_on(db: &Database) -> (TestBed, Host) {
-    let bed = TestBed::new(&["order-payment"]);
+    host_with(db, &["order-payment"]).await
+}
+
+/// A host on `db` whose plugins directory holds `components`.
+async fn host_with(db: &Database, components: &[&str]) -> (TestBed, Host) {
+    let bed = TestBed::new(components);
     let host = HostBuilder::new(db.clone())
         .plugins(bed.plugins())
         .cache_dir(bed.path().join("cache"))
@@ -140,6 +145,50 @@ async fn a_run_started_on_a_host_that_stopped_is_finished_by_another() {
     let done = finish(&b, order.run_id, LIMIT).await;
     assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
     b.shutdown().await;
+}
+
+/// Durable timers armed on three hosts fire once each, those of a host
+/// that stopped before they were due too (another host's sweep fires them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_fire_once_across_hosts_even_when_their_host_stops() {
+    let db = shared_database().await;
+    let mut beds = Vec::new();
+    let mut hosts = Vec::new();
+    for _ in 0..3 {
+        let (bed, host) = host_with(&db, &["probe"]).await;
+        beds.push(bed);
+        hosts.push(host);
+    }
+    let mut runs = Vec::new();
+    for i in 0..30 {
+        let run = hosts[i % 3]
+            .start("Sleeper", r#"{"ms": 1500}"#, StartOptions::new())
+            .await
+            .expect("start a sleeper");
+        runs.push(run.run_id);
+    }
+    for run_id in &runs {
+        until(&hosts[1], *run_id, LIMIT, |r| {
+            r.status == RunStatus::Waiting && r.timer.is_some()
+        })
+        .await;
+    }
+    // Host 0 stops with its ten timers armed and not due yet.
+    let first = hosts.remove(0);
+    first.shutdown().await;
+    for run_id in &runs {
+        let done = finish(&hosts[0], *run_id, LIMIT).await;
+        assert_eq!(result(&done), json!("woke after 1500 ms"));
+        let history = hosts[1].history(*run_id).await.expect("history");
+        let fired = history
+            .iter()
+            .filter(|h| h.event.kind() == "timer_fired")
+            .count();
+        assert_eq!(fired, 1, "run {run_id}: the timer fires once");
+    }
+    for host in hosts {
+        host.shutdown().await;
+    }
 }
 
 /// A plugin file dropped into one host's directory is startable on every

@@ -251,9 +251,12 @@ fn test(extra: &[String]) -> Result<()> {
     run(cargo().args(["test", "--package", "wasmflow", "--test", "compile_fail"]))?;
     // The integration suite again on PostgreSQL: every in-process host and
     // `serve` of the tests on a schema of its own (tests/testbed).
+    // `--workspace`, like the first pass: the same features, so the same
+    // build (selecting one package would resolve features anew and compile
+    // the dependencies a second time).
     let mut again = cargo();
     again
-        .args(["test", "--package", "wasmflow-cli", "--test", "integration"])
+        .args(["test", "--workspace", "--test", "integration"])
         .env("WASMFLOW_TEST_BACKEND", "postgres");
     lint(&mut again);
     with_postgres(&mut again);
