@@ -391,6 +391,7 @@ fn write_once(
     write: &Write,
     quotas: Quotas,
     channel: &str,
+    owner: &str,
 ) -> Result<Written, StorageError> {
     let mut attempt = 0;
     loop {
@@ -402,7 +403,7 @@ fn write_once(
             Err(e) if attempt < MAX_ATTEMPTS && is_connection(&e) => continue,
             Err(e) => return Err(classify(e)),
         };
-        let mut pg = tx::PgTx::new(&mut tx, statements);
+        let mut pg = tx::PgTx::new(&mut tx, statements, owner);
         let applied = rules::apply(&mut pg, write, quotas).and_then(|written| {
             pg.flush()?;
             announce(&mut pg, channel, &written)?;
@@ -537,10 +538,11 @@ impl Storage for PostgresStorage {
         let pool = self.pool()?;
         let quotas = self.quotas;
         let channel = self.channel.clone();
+        let owner = self.owner.clone();
         let slot = self.slot().await?;
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            write_once(&pool, &write, quotas, &channel)
+            write_once(&pool, &write, quotas, &channel, &owner)
         })
         .await
         .map_err(|_| StorageError::Closed)?

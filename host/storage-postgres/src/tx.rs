@@ -24,6 +24,8 @@ pub(crate) struct PgTx<'a, 'c> {
     pub tx: &'a mut Transaction<'c>,
     /// The connection's prepared statements.
     pub statements: &'a mut Statements,
+    /// This host's name in run claims.
+    pub owner: &'a str,
     /// History entries not sent yet: all of a transaction's go in one
     /// statement ([`PgTx::flush`]), as nothing reads them back before.
     pub history: Vec<HistoryRow>,
@@ -46,10 +48,15 @@ pub(crate) struct HistoryRow {
 }
 
 impl<'a, 'c> PgTx<'a, 'c> {
-    pub fn new(tx: &'a mut Transaction<'c>, statements: &'a mut Statements) -> Self {
+    pub fn new(
+        tx: &'a mut Transaction<'c>,
+        statements: &'a mut Statements,
+        owner: &'a str,
+    ) -> Self {
         PgTx {
             tx,
             statements,
+            owner,
             retry: false,
             history: Vec::new(),
             history_mark: 0,
@@ -166,9 +173,10 @@ impl RunTx for PgTx<'_, '_> {
             "SELECT workflow_id, workflow_type, version, status, seq, parent_run_id,
                     on_completed, close_policy, deadline_at, cancel_reason,
                     status = 'waiting' AND timer_sleep,
-                    EXISTS (SELECT 1 FROM journal j WHERE j.run_id = runs.run_id)
+                    EXISTS (SELECT 1 FROM journal j WHERE j.run_id = runs.run_id),
+                    lease_owner IS NOT DISTINCT FROM $2
              FROM runs WHERE run_id = $1 FOR UPDATE",
-            &[&run_id.to_string()],
+            &[&run_id.to_string(), &self.owner.to_owned()],
         )?
         else {
             return Ok(None);
@@ -197,6 +205,7 @@ impl RunTx for PgTx<'_, '_> {
                 .transpose()?,
             cancel_requested: col(&row, 9)?,
             sleeping: col(&row, 10)?,
+            claimed: col(&row, 12)?,
         }))
     }
 

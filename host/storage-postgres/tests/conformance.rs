@@ -239,4 +239,47 @@ mod shared {
             "v1, neither deployed nor the newest of its file, is forgotten"
         );
     }
+
+    /// A host whose claim another host took over (its lease ran out) can
+    /// no longer record its activation's tasks: the other host may be
+    /// running them too. The new holder records.
+    #[tokio::test]
+    async fn only_the_claim_holder_records_tasks() {
+        use wasmflow_core::journal::{JournalEntry, RecordedValue};
+
+        let (a, b) = two().await;
+        let run = new_run("order-3");
+        let run_id = run.run_id;
+        assert_eq!(a.create_run(run).await.expect("create"), Ok(()));
+        let entry = || vec![JournalEntry::Value(RecordedValue::Now(now_ms()))];
+        assert!(
+            !a.record(run_id, 0, entry(), now_ms())
+                .await
+                .expect("record"),
+            "nobody holds the claim yet"
+        );
+        assert!(a.claim(run_id, now_ms() + 1).await.expect("claim"));
+        assert!(
+            a.record(run_id, 0, entry(), now_ms())
+                .await
+                .expect("record")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            b.claim(run_id, now_ms() + 60_000).await.expect("claim"),
+            "B takes the expired claim over"
+        );
+        assert!(
+            !a.record(run_id, 0, entry(), now_ms())
+                .await
+                .expect("record"),
+            "A lost the claim: its record is refused"
+        );
+        assert!(
+            b.record(run_id, 0, entry(), now_ms())
+                .await
+                .expect("record")
+        );
+        assert_eq!(b.journal(run_id).await.expect("journal").entries.len(), 2);
+    }
 }

@@ -109,6 +109,8 @@ impl RunTx for SqliteTx<'_, '_> {
                 .map_err(|e| corrupt("deadline", &e))?,
             cancel_requested: cancel,
             sleeping,
+            // One host holds the file: every claim is its own.
+            claimed: true,
         }))
     }
 

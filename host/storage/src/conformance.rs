@@ -2887,11 +2887,19 @@ struct Applied {
 struct Db<'a>(&'a dyn Storage);
 
 impl Db<'_> {
+    /// Create a run and claim it, as the host that starts a run drives it
+    /// (a task is recorded only under the claim).
     async fn create(&self, run: NewRun) -> RunId {
         let id = run.run_id;
         let what = format!("run {id} ({})", run.workflow_id);
         match ok("create_run", self.0.create_run(run).await) {
-            Ok(()) => id,
+            Ok(()) => {
+                assert!(
+                    ok("claim", self.0.claim(id, u64::MAX / 2).await),
+                    "claiming {what}"
+                );
+                id
+            }
             Err(taken) => panic!("creating {what}: {taken}"),
         }
     }

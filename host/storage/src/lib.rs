@@ -428,6 +428,9 @@ pub struct RunState {
     /// The run waits in a durable sleep: no event is dispatched to it until
     /// its timer fires.
     pub sleeping: bool,
+    /// This host holds the run's claim (always, on a backend one host
+    /// holds): only then may it record its activation's tasks.
+    pub claimed: bool,
 }
 
 /// A run's new state columns, as [`RunTx::update_run`] writes them. Every

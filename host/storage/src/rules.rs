@@ -561,8 +561,13 @@ impl Rules<'_> {
         entries: &[JournalEntry],
         at_ms: u64,
     ) -> Result<bool, StorageError> {
+        // Only the host driving the run records: one whose claim another
+        // host took over (its lease ran out) must not record a task the
+        // other host may be running too.
         match self.tx.run_state(run)? {
-            Some(state) if state.seq == sequence && state.status == RunStatus::Running => {}
+            Some(state)
+                if state.seq == sequence && state.status == RunStatus::Running && state.claimed => {
+            }
             _ => return Ok(false),
         }
         for entry in entries {
