@@ -248,7 +248,9 @@ fn test(extra: &[String]) -> Result<()> {
     // words them differently), so it runs below without the driver.
     test.args(["--", "--skip", "mistakes_do_not_compile"]);
     run(&mut test)?;
-    run(cargo().args(["test", "--package", "wasmflow", "--test", "compile_fail"]))?;
+    // `--workspace` keeps the first pass's features: the dependencies are
+    // not compiled again (only the workspace's crates, without the driver).
+    run(cargo().args(["test", "--workspace", "--test", "compile_fail"]))?;
     // The integration suite again on PostgreSQL: every in-process host and
     // `serve` of the tests on a schema of its own (tests/testbed).
     // `--workspace`, like the first pass: the same features, so the same
