@@ -5,7 +5,6 @@
 //! once. Each test takes a fresh schema in the server `cargo xtask test`
 //! starts (`WASMFLOW_TEST_POSTGRES`), or a server of its own.
 
-use std::ffi::OsString;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,9 @@ use wasmflow_host::{Database, Host, HostBuilder, RunStatus, StartOptions};
 use crate::testbed::fleet::{
     Addresses, Client, Host as ServeHost, Load, Payments, check_exactly_once,
 };
-use crate::testbed::{TEST_LEASE, TestBed, finish, fresh_postgres_schema, result, until};
+use crate::testbed::{
+    TEST_LEASE, TestBed, finish, fresh_postgres_schema, postgres_serve_args, result, until,
+};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -290,18 +291,7 @@ async fn a_plugin_dropped_on_one_host_starts_on_every_host() {
 fn every_client_command_works_against_any_host() {
     let url = fresh_postgres_schema();
     let payments = Payments::start(0);
-    let addrs = Addresses::new(2);
-    let beds: Vec<TestBed> = (0..2)
-        .map(|_| TestBed::new(&["order-payment", "failing"]))
-        .collect();
-    let mut hosts: Vec<ServeHost> = beds
-        .iter()
-        .enumerate()
-        .map(|(i, bed)| ServeHost::on(bed, serve_args(&url), &payments.url(), &addrs, i))
-        .collect();
-    for host in &mut hosts {
-        host.start();
-    }
+    let (beds, hosts) = serve_hosts(&url, 2, &["order-payment", "failing"], &payments);
     let (a, b) = (hosts[0].addr(), hosts[1].addr());
     let cli = |addr: &str, args: &[&str]| -> String {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmflow"))
@@ -397,25 +387,20 @@ fn every_client_command_works_against_any_host() {
     assert!(report.starts_with("Order: "), "{report}");
 }
 
-/// The options of a `wasmflow serve` on the PostgreSQL database `url`.
-fn serve_args(url: &str) -> Vec<OsString> {
-    vec![
-        "--db".into(),
-        url.into(),
-        "--lease-timeout".into(),
-        format!("{}ms", TEST_LEASE.as_millis()).into(),
-    ]
-}
-
-/// `n` `wasmflow serve` processes on the database `url`, each with a
-/// plugins directory of its own, started.
-fn serve_hosts(url: &str, n: usize, payments: &Payments) -> (Vec<TestBed>, Vec<ServeHost>) {
+/// `n` `wasmflow serve` processes on the PostgreSQL database `url`, each
+/// with a plugins directory of its own holding `components`, started.
+fn serve_hosts(
+    url: &str,
+    n: usize,
+    components: &[&str],
+    payments: &Payments,
+) -> (Vec<TestBed>, Vec<ServeHost>) {
     let addrs = Addresses::new(n);
-    let beds: Vec<TestBed> = (0..n).map(|_| TestBed::new(&["order-payment"])).collect();
+    let beds: Vec<TestBed> = (0..n).map(|_| TestBed::new(components)).collect();
     let mut hosts: Vec<ServeHost> = beds
         .iter()
         .enumerate()
-        .map(|(i, bed)| ServeHost::on(bed, serve_args(url), &payments.url(), &addrs, i))
+        .map(|(i, bed)| ServeHost::on(bed, postgres_serve_args(url), &payments.url(), &addrs, i))
         .collect();
     for host in &mut hosts {
         host.start();
@@ -445,7 +430,7 @@ fn three_serve_hosts_one_killed_for_good_complete_every_order_once() {
     let began = Instant::now();
     let url = fresh_postgres_schema();
     let payments = Payments::start(0);
-    let (_beds, mut hosts) = serve_hosts(&url, 3, &payments);
+    let (_beds, mut hosts) = serve_hosts(&url, 3, &["order-payment"], &payments);
     let client = hosts[0].client();
     let load = Load::start(&client, &payments.url(), ORDERS, 6);
     load.wait_sent(ORDERS / 2);
@@ -472,7 +457,7 @@ fn a_rolling_restart_of_three_serve_hosts_loses_nothing() {
     let began = Instant::now();
     let url = fresh_postgres_schema();
     let payments = Payments::start(0);
-    let (_beds, mut hosts) = serve_hosts(&url, 3, &payments);
+    let (_beds, mut hosts) = serve_hosts(&url, 3, &["order-payment"], &payments);
     let client = hosts[0].client();
     let load = Load::start(&client, &payments.url(), ORDERS, 6);
     let mut restarts = Vec::new();
@@ -500,7 +485,7 @@ fn the_database_restarted_under_load_loses_nothing_acknowledged() {
     let began = Instant::now();
     let cluster = xtask::postgres::Cluster::start().unwrap_or_else(|e| panic!("{e:#}"));
     let payments = Payments::start(0);
-    let (_beds, hosts) = serve_hosts(cluster.url(), 2, &payments);
+    let (_beds, hosts) = serve_hosts(cluster.url(), 2, &["order-payment"], &payments);
     let client = hosts[0].client();
     let load = Load::start(&client, &payments.url(), ORDERS, 6);
     load.wait_sent(ORDERS / 3);

@@ -57,6 +57,17 @@ pub fn fresh_postgres_schema() -> String {
 /// a killed host held is taken over quickly.
 pub const TEST_LEASE: Duration = Duration::from_secs(2);
 
+/// The database options of a `wasmflow serve` or `run` on the PostgreSQL
+/// database `url`: `--db`, and the tests' short `--lease-timeout`.
+pub fn postgres_serve_args(url: &str) -> Vec<OsString> {
+    vec![
+        "--db".into(),
+        url.into(),
+        "--lease-timeout".into(),
+        format!("{}ms", TEST_LEASE.as_millis()).into(),
+    ]
+}
+
 /// The built example and test guest components.
 pub fn guests() -> &'static Guests {
     static GUESTS: OnceLock<Guests> = OnceLock::new();
@@ -133,12 +144,10 @@ impl TestBed {
     /// The database options of a `wasmflow serve` or `run` on this test
     /// bed: `--db`, and on PostgreSQL the tests' short `--lease-timeout`.
     pub fn host_db_args(&self) -> Vec<OsString> {
-        let mut args = vec!["--db".into(), self.db_arg()];
-        if backend() == Backend::Postgres {
-            args.push("--lease-timeout".into());
-            args.push(format!("{}ms", TEST_LEASE.as_millis()).into());
+        match self.database() {
+            Database::Sqlite(path) => vec!["--db".into(), path.into()],
+            Database::Postgres(url) => postgres_serve_args(&url),
         }
-        args
     }
 
     pub fn path(&self) -> &Path {
