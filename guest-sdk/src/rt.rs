@@ -154,12 +154,64 @@ impl Args {
             .and_then(Option::take)
             .unwrap_or(Value::Null);
         let name = self.params.get(index).map_or("?", |p| p.name);
-        serde_json::from_value(value).map_err(|e| {
-            Error::invalid_payload(format!(
-                "parameter `{name}` expects a {}: {e}",
-                std::any::type_name::<T>()
-            ))
-        })
+        // JSON Schema, which the host checks at the door, counts `229.0` as
+        // the integer it equals; serde does not: read such numbers as
+        // integers when the value does not deserialize as it is.
+        T::deserialize(&value)
+            .or_else(|e| match integral(&value) {
+                Some(integers) => T::deserialize(&integers).map_err(|_| e),
+                None => Err(e),
+            })
+            .map_err(|e| {
+                Error::invalid_payload(format!(
+                    "parameter `{name}` expects a {}: {e}",
+                    std::any::type_name::<T>()
+                ))
+            })
+    }
+}
+
+/// `value` with every float that has no fractional part and fits an
+/// integer (`229.0`) made that integer; `None` when it has no such float.
+fn integral(value: &Value) -> Option<Value> {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64()?;
+            if f.fract() != 0.0 {
+                None
+            } else if (0.0..18446744073709551616.0).contains(&f) {
+                Some(Value::from(f as u64))
+            } else if (-9223372036854775808.0..0.0).contains(&f) {
+                Some(Value::from(f as i64))
+            } else {
+                None
+            }
+        }
+        Value::Array(items) => {
+            let changed: Vec<Option<Value>> = items.iter().map(integral).collect();
+            changed.iter().any(Option::is_some).then(|| {
+                Value::Array(
+                    changed
+                        .into_iter()
+                        .zip(items)
+                        .map(|(c, v)| c.unwrap_or_else(|| v.clone()))
+                        .collect(),
+                )
+            })
+        }
+        Value::Object(map) => {
+            let changed: Vec<(&String, Option<Value>)> =
+                map.iter().map(|(k, v)| (k, integral(v))).collect();
+            changed.iter().any(|(_, c)| c.is_some()).then(|| {
+                Value::Object(
+                    changed
+                        .into_iter()
+                        .map(|(k, c)| (k.clone(), c.unwrap_or_else(|| map[k].clone())))
+                        .collect(),
+                )
+            })
+        }
+        _ => None,
     }
 }
 
@@ -240,7 +292,15 @@ fn dispatch(workflows: &[&WorkflowDef], activation: Activation) -> Result<WitDir
                 ),
             )
         })?;
-    let args = Args::bind(handler, &activation.input)?;
+    call(workflow, handler, &activation.input)
+}
+
+/// Bind `input` to `handler`'s parameters (deserializing each into its
+/// type) and run it: what `handle` does once it has found the handler. The
+/// fuzz targets call it on the host to check that the host's schema check
+/// and the SDK's binding accept the same payloads.
+pub fn call(workflow: &WorkflowDef, handler: &HandlerDef, input: &str) -> Result<WitDirective> {
+    let args = Args::bind(handler, input)?;
     let mut ctx = Context::new(workflow.name);
     (handler.call)(&mut ctx, args)
 }
@@ -252,4 +312,26 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| host::report_panic(&info.to_string())));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn integral_floats_read_as_integers() {
+        // Found by the `payload` fuzz target: the host accepted `229.0` for
+        // a `u32` (JSON Schema's integer) and the SDK refused it.
+        assert_eq!(integral(&json!(229.0)), Some(json!(229)));
+        assert_eq!(integral(&json!(-3.0)), Some(json!(-3)));
+        assert_eq!(integral(&json!(2.5)), None);
+        assert_eq!(integral(&json!(1e300)), None);
+        assert_eq!(integral(&json!(7)), None);
+        assert_eq!(
+            integral(&json!({"a": [1.0, 2.5, "x"], "b": true})),
+            Some(json!({"a": [1, 2.5, "x"], "b": true}))
+        );
+        assert_eq!(integral(&json!({"a": [2.5]})), None);
+    }
 }

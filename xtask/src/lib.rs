@@ -9,6 +9,7 @@
 //! `target/plugins/` (examples: the demo's plugins directory) and
 //! `target/test-plugins/` (test guests).
 
+pub mod fuzz;
 pub mod layers;
 pub mod postgres;
 

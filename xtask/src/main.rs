@@ -15,6 +15,8 @@
 //! - `postgres`: start a throw-away PostgreSQL server on loopback and print
 //!   its URL, for running PostgreSQL tests by hand
 //!   (`WASMFLOW_TEST_POSTGRES=<url> cargo test ...`); Enter stops it.
+//! - `fuzz [TARGET] [--seconds N]`: coverage-guided fuzzing of the host's
+//!   doors with libFuzzer (`xtask::fuzz`).
 
 use std::process::{Command, ExitCode};
 
@@ -30,15 +32,17 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("layers") => xtask::layers::check(&workspace_root()),
         Some("postgres") => postgres(),
+        Some("fuzz") => xtask::fuzz::fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <guests | demo | test | bench | layers>\n\n\
+                "usage: cargo xtask <guests | demo | test | bench | layers | postgres | fuzz>\n\n\
                  guests  build the example and test guest components\n\
                  demo    build everything and run the demo workflow\n\
                  test    fmt check, clippy and the whole test suite\n\
                  bench   the benchmark (prints the figures)\n\
                  layers  check the crates' dependency rules\n\
-                 postgres  start a throw-away PostgreSQL server for the tests"
+                 postgres  start a throw-away PostgreSQL server for the tests\n\
+                 fuzz    [TARGET] [--seconds N]: libFuzzer on the host's doors"
             );
             return ExitCode::from(2);
         }

@@ -245,11 +245,16 @@ impl Config {
                 let key = format!("{key}.http[{j}]");
                 let mut target =
                     parse_target(&http.url).map_err(|r| invalid(format!("{key}.url"), r))?;
-                target.methods = http
-                    .methods
-                    .iter()
-                    .map(|m| m.to_ascii_uppercase())
-                    .collect();
+                for method in &http.methods {
+                    let name = method.to_ascii_uppercase();
+                    if method.is_empty() || ::http::Method::from_bytes(name.as_bytes()).is_err() {
+                        return Err(invalid(
+                            format!("{key}.methods"),
+                            format!("`{method}` is not an HTTP method (GET, POST, ...)"),
+                        ));
+                    }
+                    target.methods.push(name);
+                }
                 for name in &http.secrets {
                     let secret = secrets.get(name).ok_or_else(|| {
                         invalid(
@@ -317,6 +322,21 @@ mod tests {
     fn parse(text: &str) -> Result<Config, ConfigError> {
         let env = HashMap::from([("TOKEN".to_owned(), "s3cr3t".to_owned())]);
         Config::parse(text, Path::new("wasmflow.toml"), &env)
+    }
+
+    #[test]
+    fn a_grant_method_must_be_an_http_method() {
+        // Found by the `config` fuzz target: `methods = [""]` was accepted.
+        for method in ["", "P OST", "GET\n"] {
+            let text = format!(
+                "[[grants]]\nplugin = \"p.wasm\"\n[[grants.http]]\nurl = \"http://h:80\"\nmethods = [{method:?}]\n"
+            );
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("grants[0].http[0].methods") && err.contains("is not an HTTP method"),
+                "{method:?}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@
 //! typed [`WorkflowError`] in the outcome.
 
 mod bindings;
+pub mod decode;
 mod outbound;
 mod output;
 mod state;
@@ -55,12 +56,7 @@ use wasmflow_core::activation::{
     ActivationOutcome, ActivationRequest, BoxFuture, CompiledComponent, ComponentVersion,
     LoadError, LogLevel, RunIdentity, Sandbox,
 };
-use wasmflow_core::limits::MAX_WORKFLOW_TIMEOUT;
-use wasmflow_core::model::{
-    Directive, HandlerSpec, ParamSpec, RunId, WorkflowTypeSpec, check_duration, guest_json,
-    json_value, parse_json, shorten,
-};
-use wasmflow_core::schema::ParamSchema;
+use wasmflow_core::model::{RunId, WorkflowTypeSpec};
 use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
 
 wasmflow_protocol::wit_conversions!(crate::bindings::types);
@@ -361,41 +357,7 @@ impl Inner {
                 return Err(LoadError(format!("`describe` failed: {error}")));
             }
         };
-        if infos.is_empty() {
-            return Err(LoadError(
-                "`describe` returned no workflow types".to_owned(),
-            ));
-        }
-        let max = self.config.max_types_per_component;
-        if infos.len() > max {
-            return Err(LoadError(format!(
-                "`describe` is invalid: it declares {} workflow types; a component may declare \
-                 at most {max} (max_types_per_component)",
-                infos.len()
-            )));
-        }
-        let bytes = describe_bytes(&infos);
-        let max = wasmflow_core::limits::MAX_DESCRIBE_BYTES;
-        if bytes > max {
-            return Err(LoadError(format!(
-                "`describe` is invalid: its answer names {bytes} bytes of types, handlers, \
-                 parameters and parameter schemas; at most {max} (max_describe_bytes)"
-            )));
-        }
-        let mut types: Vec<Arc<WorkflowTypeSpec>> = Vec::with_capacity(infos.len());
-        for info in infos {
-            let spec = type_spec(info)?;
-            spec.validate()
-                .map_err(|e| LoadError(format!("`describe` is invalid: {e}")))?;
-            if types.iter().any(|t| t.name == spec.name) {
-                return Err(LoadError(format!(
-                    "`describe` is invalid: workflow type `{}` is declared twice",
-                    shorten(&spec.name)
-                )));
-            }
-            types.push(Arc::new(spec));
-        }
-        Ok(types)
+        decode::describe(infos, self.config.max_types_per_component)
     }
 
     fn new_store(
@@ -499,9 +461,9 @@ impl Inner {
             .or_else(|| store.data().outbound.violation());
         let result = match (call, violation) {
             (Ok(_), Some(violation)) => Err(violation),
-            (Ok(Ok(directive)), None) => directive_from_wit(directive, &self.config),
+            (Ok(Ok(directive)), None) => decode::directive(directive, &self.config),
             (Ok(Err(error)), None) => {
-                Err(error_from_wit(error, &self.config).unwrap_or_else(|quota| quota))
+                Err(decode::error(error, &self.config).unwrap_or_else(|quota| quota))
             }
             (Err(e), _) => Err(classify_trap(&e, store.data())),
         };
@@ -590,153 +552,6 @@ fn classify_trap(error: &wasmtime::Error, state: &ActivationState) -> WorkflowEr
     }
 }
 
-/// A name the guest returned, within `max_name_bytes`.
-fn check_name(name: &str, config: &SandboxConfig) -> Result<(), WorkflowError> {
-    let max = config.max_name_bytes;
-    if name.len() > max {
-        return Err(WorkflowError::quota(
-            "max_name_bytes",
-            name.len() as u64,
-            max as u64,
-        ));
-    }
-    Ok(())
-}
-
-/// The directive a handler returned, with every name, value and error in it
-/// within its bound.
-fn directive_from_wit(
-    d: wit::Directive,
-    config: &SandboxConfig,
-) -> Result<Directive, WorkflowError> {
-    Ok(match d {
-        wit::Directive::Step(name) => {
-            check_name(&name, config)?;
-            Directive::Step(name)
-        }
-        wit::Directive::Wait(spec) => {
-            if let Some(step) = &spec.on_timeout {
-                check_name(step, config)?;
-            }
-            Directive::Wait {
-                timeout: spec
-                    .timeout_ms
-                    .map(|ms| check_duration("the wait's timeout_ms", ms, MAX_WORKFLOW_TIMEOUT))
-                    .transpose()?,
-                on_timeout: spec.on_timeout,
-            }
-        }
-        wit::Directive::Sleep(spec) => {
-            check_name(&spec.step, config)?;
-            Directive::Sleep {
-                duration: check_duration(
-                    "the sleep's duration_ms",
-                    spec.duration_ms,
-                    MAX_WORKFLOW_TIMEOUT,
-                )?,
-                step: spec.step,
-            }
-        }
-        wit::Directive::Complete(json) => Directive::Complete(guest_json(
-            &json,
-            "the handler's result",
-            config.max_value_bytes,
-        )?),
-        wit::Directive::Fail(error) => Directive::Fail(error_from_wit(error, config)?),
-    })
-}
-
-/// The error a guest failed with, or the quota it broke doing so.
-fn error_from_wit(e: wit::Error, config: &SandboxConfig) -> Result<WorkflowError, WorkflowError> {
-    let kind = error_kind_from_wit(e.kind);
-    let max = config.max_message_bytes;
-    if e.message.len() > max {
-        return Err(WorkflowError::quota(
-            "max_message_bytes",
-            e.message.len() as u64,
-            max as u64,
-        ));
-    }
-    let max = config.max_details_bytes;
-    if let Some(d) = &e.details
-        && d.len() > max
-    {
-        return Err(WorkflowError::quota(
-            "max_details_bytes",
-            d.len() as u64,
-            max as u64,
-        ));
-    }
-    // Details that are not valid (or too deeply nested) JSON are kept as a
-    // string.
-    let details = e.details.map(|d| {
-        match parse_json(&d, "the error details").and_then(|json| json_value(&json)) {
-            Ok(value) => value,
-            Err(_) => serde_json::Value::String(d),
-        }
-    });
-    Ok(WorkflowError {
-        kind,
-        message: e.message,
-        details,
-    })
-}
-
-/// The bytes of names and parameter schemas in a `describe` answer.
-fn describe_bytes(infos: &[wit::WorkflowTypeInfo]) -> usize {
-    let param = |p: &wit::Param| p.name.len() + p.schema.as_ref().map_or(0, String::len);
-    infos
-        .iter()
-        .map(|t| {
-            t.name.len()
-                + t.handlers
-                    .iter()
-                    .map(|h| h.name.len() + h.params.iter().map(param).sum::<usize>())
-                    .sum::<usize>()
-        })
-        .sum()
-}
-
-/// The model of one described type; each parameter schema is compiled here,
-/// once per component version, and an invalid one rejects the component.
-fn type_spec(info: wit::WorkflowTypeInfo) -> Result<WorkflowTypeSpec, LoadError> {
-    let type_name = info.name;
-    let mut handlers = Vec::with_capacity(info.handlers.len());
-    for h in info.handlers {
-        let kind = handler_kind_from_wit(h.kind);
-        let mut params = Vec::with_capacity(h.params.len());
-        for p in h.params {
-            let schema = match p.schema {
-                None => None,
-                Some(text) => Some(ParamSchema::parse(&text).map_err(|e| {
-                    LoadError(format!(
-                        "`describe` is invalid: parameter `{}` of {kind} `{}` of workflow type \
-                         `{}` has an unusable schema: {e}",
-                        shorten(&p.name),
-                        shorten(&h.name),
-                        shorten(&type_name)
-                    ))
-                })?),
-            };
-            params.push(ParamSpec {
-                name: p.name,
-                optional: p.optional,
-                schema,
-            });
-        }
-        handlers.push(HandlerSpec {
-            name: h.name,
-            kind,
-            params,
-            timeout: h.timeout_ms.map(Duration::from_millis),
-        });
-    }
-    Ok(WorkflowTypeSpec {
-        name: type_name,
-        handlers,
-    })
-}
-
 /// Recognise files that are not components before handing them to wasmtime,
 /// so the message says what the file is.
 fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
@@ -816,68 +631,6 @@ impl Drop for EpochTicker {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_describe_answer_counts_every_name() {
-        let param = |name: &str| wit::Param {
-            name: name.into(),
-            optional: false,
-            schema: None,
-        };
-        let infos = vec![wit::WorkflowTypeInfo {
-            name: "Order".into(),
-            handlers: vec![wit::HandlerInfo {
-                name: "start".into(),
-                kind: wit::HandlerKind::Start,
-                params: vec![param("id"), param("amount")],
-                timeout_ms: None,
-            }],
-        }];
-        assert_eq!(describe_bytes(&infos), 5 + 5 + 2 + 6);
-        let mut typed = infos.clone();
-        typed[0].handlers[0].params[0].schema = Some(r#"{"type":"string"}"#.into());
-        assert_eq!(describe_bytes(&typed), 5 + 5 + 2 + 6 + 17);
-    }
-
-    #[test]
-    fn parameter_schemas_are_compiled_at_load_and_an_invalid_one_rejects_the_component() {
-        let info = |schema: &str| wit::WorkflowTypeInfo {
-            name: "Order".into(),
-            handlers: vec![wit::HandlerInfo {
-                name: "start".into(),
-                kind: wit::HandlerKind::Start,
-                params: vec![wit::Param {
-                    name: "amount".into(),
-                    optional: false,
-                    schema: Some(schema.into()),
-                }],
-                timeout_ms: None,
-            }],
-        };
-        let spec = type_spec(info(r#"{"type":"integer","minimum":0}"#)).unwrap();
-        let err = spec.handlers[0]
-            .check_payload(&serde_json::json!({"amount": "ten"}))
-            .unwrap_err();
-        assert!(
-            err.message.contains("`amount` expects an integer ≥ 0"),
-            "{err}"
-        );
-        for (schema, why) in [
-            (r#"{"type":"strung"}"#, "not a valid JSON Schema"),
-            ("{", "not JSON"),
-            (
-                r#"{"$ref":"https://example.com/x.json"}"#,
-                "not a valid JSON Schema",
-            ),
-        ] {
-            let err = type_spec(info(schema)).unwrap_err().to_string();
-            assert!(
-                err.contains("parameter `amount` of start `start` of workflow type `Order`")
-                    && err.contains(why),
-                "{schema}: {err}"
-            );
-        }
-    }
 
     #[test]
     fn every_error_kind_in_the_wit_world_round_trips() {

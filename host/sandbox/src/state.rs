@@ -396,30 +396,7 @@ impl ActivationState {
         child: wit::ChildStart,
     ) -> Result<wit::ChildHandle, ServiceError> {
         // The same charset rule as the door's (a catchable error here).
-        wasmflow_core::model::check_id("workflow id", &child.workflow_id)?;
-        let timeout = child
-            .timeout_ms
-            .map(|ms| {
-                wasmflow_core::model::check_duration(
-                    "the child's timeout_ms",
-                    ms,
-                    wasmflow_core::limits::MAX_WORKFLOW_TIMEOUT,
-                )
-            })
-            .transpose()?;
-        let what = format!("the input of child `{}`", shorten(&child.workflow_id));
-        let input_json = wasmflow_core::model::parse_json(&child.input, &what)?;
-        let input: serde_json::Value = serde_json::from_str(input_json.get())
-            .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
-        if !input.is_object() {
-            return Err(ServiceError::Guest(WorkflowError::new(
-                ErrorKind::InvalidPayload,
-                format!(
-                    "{what} must be a JSON object, found {}",
-                    wasmflow_core::payload::json_type(&input)
-                ),
-            )));
-        }
+        let (timeout, input_json, input) = crate::decode::child_start(&child)?;
         if let Some(step) = &child.on_completed {
             let known = self
                 .spec
@@ -494,10 +471,7 @@ impl ActivationState {
                 ),
             )));
         };
-        let what = format!("the payload of event `{event}`");
-        let payload_json = wasmflow_core::model::parse_json(&payload, &what)?;
-        let value: serde_json::Value = serde_json::from_str(payload_json.get())
-            .map_err(|e| WorkflowError::new(ErrorKind::InvalidPayload, e.to_string()))?;
+        let (payload_json, value) = crate::decode::event_payload(&event, &payload)?;
         let services = self.services()?.clone();
         self.on_host(services.check_parent_event(&parent, &event, &value))
             .await?;
