@@ -174,44 +174,33 @@ impl Args {
 /// `value` with every float that has no fractional part and fits an
 /// integer (`229.0`) made that integer; `None` when it has no such float.
 fn integral(value: &Value) -> Option<Value> {
+    let mut value = value.clone();
+    make_integral(&mut value).then_some(value)
+}
+
+/// Make the integral floats in `value` integers; whether there were any.
+fn make_integral(value: &mut Value) -> bool {
     match value {
-        Value::Number(n) if n.is_f64() => {
-            let f = n.as_f64()?;
-            if f.fract() != 0.0 {
-                None
-            } else if (0.0..18446744073709551616.0).contains(&f) {
-                Some(Value::from(f as u64))
+        Value::Number(n) => {
+            let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) else {
+                return false;
+            };
+            *value = if (0.0..18446744073709551616.0).contains(&f) {
+                Value::from(f as u64)
             } else if (-9223372036854775808.0..0.0).contains(&f) {
-                Some(Value::from(f as i64))
+                Value::from(f as i64)
             } else {
-                None
-            }
+                return false;
+            };
+            true
         }
-        Value::Array(items) => {
-            let changed: Vec<Option<Value>> = items.iter().map(integral).collect();
-            changed.iter().any(Option::is_some).then(|| {
-                Value::Array(
-                    changed
-                        .into_iter()
-                        .zip(items)
-                        .map(|(c, v)| c.unwrap_or_else(|| v.clone()))
-                        .collect(),
-                )
-            })
-        }
-        Value::Object(map) => {
-            let changed: Vec<(&String, Option<Value>)> =
-                map.iter().map(|(k, v)| (k, integral(v))).collect();
-            changed.iter().any(|(_, c)| c.is_some()).then(|| {
-                Value::Object(
-                    changed
-                        .into_iter()
-                        .map(|(k, c)| (k.clone(), c.unwrap_or_else(|| map[k].clone())))
-                        .collect(),
-                )
-            })
-        }
-        _ => None,
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, v| make_integral(v) | any),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, v| make_integral(v) | any),
+        _ => false,
     }
 }
 
