@@ -33,6 +33,13 @@ const POSTGRES: &[&str] = &["postgres", "tokio-postgres", "r2d2_postgres"];
 const MIGRATIONS: &[&str] = &["refinery"];
 /// HTTP servers and clients.
 const HTTP: &[&str] = &["axum", "hyper", "ureq"];
+/// The host's own crates (the UI reaches them only through the API).
+const HOST: &[&str] = &[
+    "wasmflow-engine",
+    "wasmflow-host",
+    "wasmflow-storage",
+    "wasmflow-sandbox",
+];
 /// The async runtime.
 const TOKIO: &[&str] = &["tokio"];
 /// The host's domain model (the protocol's vocabulary is wire names, and
@@ -78,6 +85,12 @@ const RULES: &[Rule] = &[
         forbidden: &[MODEL, WASMTIME, SQLITE, POSTGRES, MIGRATIONS, HTTP, TOKIO],
         direct: false,
         why: "the wire model is serde types and the protocol's names",
+    },
+    Rule {
+        krate: "wasmflow-ui",
+        forbidden: &[MODEL, HOST, WASMTIME, SQLITE, POSTGRES, MIGRATIONS],
+        direct: false,
+        why: "the UI is a client of the API: it knows the wire model, not the host",
     },
     Rule {
         krate: "wasmflow-sandbox",

@@ -228,3 +228,42 @@ fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), to.display()))?;
     Ok(())
 }
+
+/// Whether this process runs as root.
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Install Debian `packages` with apt (through `sudo` when not root).
+pub(crate) fn apt_install(packages: &[&str]) -> Result<()> {
+    let apt = |args: &[&str]| {
+        let mut cmd = if is_root() {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd)
+    };
+    apt(&["update", "-q"])?;
+    let mut install = vec!["install", "-y", "-q", "--no-install-recommends"];
+    install.extend_from_slice(packages);
+    apt(&install)
+}
+
+/// The browser the UI's test drives: Debian's `chromium` and
+/// `chromium-driver`, installed when missing.
+pub fn ensure_browser() -> Result<()> {
+    let missing =
+        !Path::new("/usr/bin/chromium").exists() || !Path::new("/usr/bin/chromedriver").exists();
+    if missing {
+        eprintln!("xtask: installing Debian's `chromium` and `chromium-driver` for the UI's test");
+        apt_install(&["chromium", "chromium-driver"])?;
+    }
+    Ok(())
+}

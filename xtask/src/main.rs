@@ -212,6 +212,7 @@ fn postgres() -> Result<()> {
 
 fn test(extra: &[String]) -> Result<()> {
     build_guests()?;
+    xtask::ensure_browser()?;
     xtask::layers::check(&workspace_root())?;
     run(cargo().args(["fmt", "--all", "--", "--check"]))
         .context("formatting differs: run `cargo fmt --all`")?;

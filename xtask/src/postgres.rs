@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result};
 
-use crate::run;
+use crate::{is_root, run};
 
 /// The environment variable that gives the tests a PostgreSQL server:
 /// `postgres://user@host:port/database`.
@@ -240,13 +240,6 @@ pub fn schema_in(base: &str) -> Result<String> {
     Ok(format!("{base}{separator}options=-csearch_path%3D{schema}"))
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 fn as_user(user: Option<&str>, program: &Path) -> Command {
     match user {
         Some(user) => {
@@ -270,26 +263,7 @@ fn binaries() -> Result<PathBuf> {
         return Ok(bin);
     }
     eprintln!("xtask: PostgreSQL is not installed; installing Debian's `postgresql` package");
-    let sudo = !is_root();
-    let apt = |args: &[&str]| {
-        let mut cmd = if sudo {
-            let mut c = Command::new("sudo");
-            c.arg("apt-get");
-            c
-        } else {
-            Command::new("apt-get")
-        };
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        run(&mut cmd)
-    };
-    apt(&["update", "-q"])?;
-    apt(&[
-        "install",
-        "-y",
-        "-q",
-        "--no-install-recommends",
-        "postgresql",
-    ])?;
+    crate::apt_install(&["postgresql"])?;
     installed().context("PostgreSQL was installed but its binaries are not in /usr/lib/postgresql")
 }
 

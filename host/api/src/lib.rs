@@ -17,10 +17,13 @@
 //! | `GET /v1/workflows/{id}/result` | [`RunQuery`] | [`ResultView`] |
 //! | `POST /v1/workflows/{id}/events` | [`SendEvent`] | [`EventAccepted`] |
 //! | `GET /v1/workflows/{id}/history` | [`RunQuery`] | [`HistoryView`] |
-//! | `GET /v1/workflows/{id}/tree` | | [`TreeView`] |
+//! | `GET /v1/workflows/{id}/tree` | [`RunQuery`] | [`TreeView`] |
+//! | `GET /v1/workflows/{id}/store` | [`RunQuery`] | [`StoreView`] |
+//! | `GET /v1/workflows/{id}/inbox` | [`RunQuery`] | [`InboxView`] |
 //! | `POST /v1/workflows/{id}/cancel`, `.../terminate` | [`CancelRequest`] | [`RunView`] |
 //! | `POST /v1/workflows/{id}/retry` | [`RetryRequest`] | [`RunView`] |
 //! | `POST /v1/workflows/{id}/queries/{name}` | [`QueryRequest`] | [`QueryAnswer`] |
+//! | `GET /v1/runs/{run_id}` | | [`RunView`] |
 //! | `GET /v1/types` | | [`TypesView`] |
 //! | `POST /v1/types/{type}/upgrade` | | [`UpgradeView`] |
 //! | `GET /healthz` | | [`Health`] |
@@ -165,6 +168,9 @@ pub struct ListQuery {
     /// an unknown one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Only runs whose workflow id begins with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_prefix: Option<String>,
     /// At most this many runs, 1 to [`MAX_LIST_LIMIT`] (default
     /// [`DEFAULT_LIST_LIMIT`]); out of range is a 400 naming the range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,6 +307,46 @@ pub struct HistoryEntry {
     /// The other fields of the entry, e.g. `{"result": ...}`.
     #[serde(flatten)]
     pub details: Map<String, Value>,
+}
+
+/// `GET /v1/workflows/{id}/store`: a run's committed store, by key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreView {
+    pub workflow_id: String,
+    pub run_id: String,
+    /// Each key with its value, in key order.
+    pub store: std::collections::BTreeMap<String, Value>,
+}
+
+/// `GET /v1/workflows/{id}/inbox`: what waits in a run's inbox, oldest
+/// first (the next `wait` takes the first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxView {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub entries: Vec<InboxEntryView>,
+}
+
+/// One inbox entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxEntryView {
+    /// Position in arrival order.
+    pub id: i64,
+    /// The event's name, or the `on_completed` step of a child's
+    /// completion notice.
+    pub name: String,
+    pub payload: Value,
+    pub kind: InboxEntryKind,
+}
+
+/// What an inbox entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboxEntryKind {
+    /// An event sent to the run (by a client, or by a child).
+    Event,
+    /// A child's completion notice, for its `on_completed` step.
+    Notice,
 }
 
 /// `GET /v1/workflows/{id}/tree`: a run (its fields flattened) with its

@@ -9,6 +9,8 @@
 //! is left to send one (no timer, no live child that could).
 
 mod client;
+mod output;
+mod telemetry;
 
 /// mimalloc: many threads (tokio workers, the storage writer, blocking
 /// reads) allocate and free small objects at once; glibc's allocator spends
@@ -21,7 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::sync::Arc;
 
 use wasmflow_host::{
@@ -38,8 +40,6 @@ use wasmflow_host::{
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    #[command(flatten)]
-    connection: client::Connection,
 }
 
 #[derive(Subcommand)]
@@ -47,17 +47,37 @@ enum Command {
     /// Run the host and its HTTP API: drive every run in the database and
     /// pick up plugins added, replaced or removed while it runs. Ctrl-C or
     /// SIGTERM stops it.
-    Serve(Box<ServeArgs>),
+    Serve(Box<ServeCommand>),
     /// Run one workflow in-process on the embedded store and print its result.
     Run(Box<RunArgs>),
-    /// List the workflow types a plugins directory provides: handlers,
-    /// versions, the versions live runs are pinned to, rejected files.
+    /// List the workflow types, with their handlers, versions, the versions
+    /// live runs are pinned to and rejected files: the host's at `--addr`,
+    /// or with `--plugins` those of a plugins directory here.
     Types(TypesArgs),
     /// Move the waiting runs of a workflow type to the newest version of its
     /// plugin, where every handler they can still reach exists in it.
     Upgrade(UpgradeArgs),
     #[command(flatten)]
     Client(client::Request),
+}
+
+/// `serve`'s options: the host's and the API's ([`ServeArgs`]), and the
+/// token clients must send.
+#[derive(Args)]
+struct ServeCommand {
+    #[command(flatten)]
+    args: ServeArgs,
+    /// The bearer token clients must send (`Authorization: Bearer T`);
+    /// required to listen off loopback. Unset: no token is asked for.
+    #[arg(long, env = "WASMFLOW_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl std::ops::Deref for ServeCommand {
+    type Target = ServeArgs;
+    fn deref(&self) -> &ServeArgs {
+        &self.args
+    }
 }
 
 #[derive(Args)]
@@ -81,6 +101,16 @@ struct ServeArgs {
     /// The largest request body, in bytes; larger is a 413.
     #[arg(long, default_value_t = wasmflow_server::ServerConfig::MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
+    /// Export OpenTelemetry spans (one per run, activation and task
+    /// attempt) over OTLP/HTTP to this collector, e.g.
+    /// `http://127.0.0.1:4318`; they are posted to `/v1/traces`. Unset:
+    /// nothing is exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// How log lines are written on stderr: `text` for people, `json` (one
+    /// object a line) for log shippers.
+    #[arg(long, value_enum, env = "WASMFLOW_LOG_FORMAT", default_value_t = telemetry::LogFormat::Text)]
+    log_format: telemetry::LogFormat,
 }
 
 impl ServeArgs {
@@ -278,6 +308,48 @@ struct TypesArgs {
     /// (a SQLite file is skipped if it does not exist).
     #[arg(long, env = "WASMFLOW_DB", default_value = "wasmflow.db", value_parser = parse_database)]
     db: Database,
+    // Without `--plugins`: the host to ask; and the output (both ways).
+    #[command(flatten)]
+    api: client::ApiArgs,
+}
+
+/// `types` either asks a host (`--addr`, `--token`) or reads a plugins
+/// directory here (`--plugins`, `--db`): options of the one given on the
+/// command line with the other are a usage error.
+fn check_types_usage(matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+    let Some(("types", types)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let given = |id: &str| types.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    // `--plugins` from WASMFLOW_PLUGINS reads the directory too.
+    let local = types.get_one::<PathBuf>("plugins").is_some();
+    let conflict = if local {
+        ["addr", "token"].into_iter().find(|id| given(id))
+    } else {
+        ["db"].into_iter().find(|id| given(id))
+    };
+    match conflict {
+        None => Ok(()),
+        Some(id) => {
+            let message = if local {
+                format!(
+                    "`--{id}` is for asking a host; with `--plugins` (or WASMFLOW_PLUGINS), \
+                     `types` reads the plugins directory here"
+                )
+            } else {
+                format!(
+                    "`--{id}` goes with `--plugins DIR`; without it `types` asks the host at --addr"
+                )
+            };
+            let mut cli = Cli::command();
+            cli.build();
+            let kind = clap::error::ErrorKind::ArgumentConflict;
+            Err(match cli.find_subcommand_mut("types") {
+                Some(types) => types.error(kind, message),
+                None => cli.error(kind, message),
+            })
+        }
+    }
 }
 
 #[derive(Args)]
@@ -292,20 +364,21 @@ struct UpgradeArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches).and_then(|cli| {
+        check_types_usage(&matches)?;
+        Ok(cli)
+    }) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // `serve` logs what it does; the other commands print what matters
     // themselves and log the guests' own lines. `RUST_LOG` overrides.
-    let default_filter = match cli.command {
-        Command::Serve(_) => "info",
-        _ => "error,wasmflow::guest=info",
+    let (default_filter, log_format) = match &cli.command {
+        Command::Serve(serve) => ("info", serve.log_format),
+        _ => ("error,wasmflow::guest=info", telemetry::LogFormat::Text),
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .init();
+    telemetry::init_logs(log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -316,19 +389,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let conn = cli.connection;
-    if let Err(e) = client::check_token(conn.token.as_deref()) {
-        eprintln!("error: {e:#}");
-        return ExitCode::from(2);
-    }
     let result = match cli.command {
-        Command::Client(request) => client::run(conn, request),
-        Command::Types(TypesArgs { plugins: None, .. }) => client::types(conn),
+        Command::Client(request) => client::run(request),
+        Command::Types(TypesArgs {
+            plugins: None, api, ..
+        }) => client::types(api),
         command => runtime.block_on(async {
             match command {
-                Command::Serve(args) => serve(*args, conn.token).await,
+                Command::Serve(command) => {
+                    let ServeCommand { args, token } = *command;
+                    match client::check_token(token.as_deref()) {
+                        Ok(()) => serve(args, token).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 Command::Run(args) => run(*args).await,
-                Command::Types(args) => types(args, conn.json).await,
+                Command::Types(args) => {
+                    let json = args.api.json;
+                    types(args, json).await
+                }
                 Command::Upgrade(args) => upgrade(args).await,
                 Command::Client(_) => unreachable!("handled above"),
             }
@@ -350,7 +429,15 @@ async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Result<ExitCod
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let (builder, db) = args.host.builder()?;
+    let (mut builder, db) = args.host.builder()?;
+    let otlp = match args.otlp_endpoint.as_deref().map(str::trim) {
+        Some(endpoint) if !endpoint.is_empty() => Some(telemetry::Otlp::new(endpoint)?),
+        _ => None,
+    };
+    if let Some(otlp) = &otlp {
+        builder = builder.spans(otlp.sink());
+        tracing::info!(url = %otlp.url(), "exporting OpenTelemetry spans");
+    }
     let host = Arc::new(builder.start().await?);
     let plugins = host.plugins();
     tracing::info!(
@@ -376,6 +463,15 @@ async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Result<ExitCod
         Ok(host) => host.shutdown().await,
         // A request still holds the host; dropping it stops the drivers.
         Err(host) => drop(host),
+    }
+    if let Some(otlp) = otlp {
+        // The spans of what ended before the stop are flushed now.
+        if tokio::task::spawn_blocking(move || otlp.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the span export did not stop cleanly");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -573,8 +669,8 @@ async fn wait_or_park(
         };
         if reported != last {
             eprintln!(
-                "run {run_id} waits for {events}; next timer: run {timer_run} in {:.1}s",
-                due.saturating_sub(now) as f64 / 1000.0
+                "run {run_id} waits for {events}; next timer: run {timer_run} in {}",
+                output::between(now, due)
             );
             reported = last.clone();
         }
@@ -649,7 +745,7 @@ async fn types(args: TypesArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .collect();
                 let timeout = h
                     .timeout
-                    .map(|t| format!("  timeout {}", humantime::format_duration(t)))
+                    .map(|t| format!("  timeout {}", output::duration(t)))
                     .unwrap_or_default();
                 println!(
                     "  {:<6} {}({}){timeout}",
@@ -691,4 +787,79 @@ async fn types(args: TypesArgs, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument and option of every subcommand says what it is for
+    /// (`--help`), but clap's own `--help` and `--version`.
+    #[test]
+    fn every_argument_has_a_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                if help.trim().is_empty() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub
+                    .get_about()
+                    .is_none_or(|a| a.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} {} (the subcommand)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "wasmflow", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+        // The walk saw the client subcommands' options.
+        let status = command.find_subcommand("status").expect("status");
+        assert!(status.get_arguments().any(|a| a.get_id() == "watch"));
+    }
+
+    /// `--addr`, `--token` and `--json` are options of the subcommands that
+    /// use them, and only those.
+    #[test]
+    fn client_options_belong_to_the_subcommands_that_use_them() {
+        let command = Cli::command();
+        let has = |sub: &str, id: &str| {
+            command
+                .find_subcommand(sub)
+                .is_some_and(|s| s.get_arguments().any(|a| a.get_id() == id))
+        };
+        for sub in [
+            "start", "status", "history", "list", "types", "retry", "query",
+        ] {
+            for id in ["addr", "token", "json"] {
+                assert!(has(sub, id), "{sub} takes --{id}");
+            }
+        }
+        assert!(has("serve", "token"));
+        for id in ["addr", "json"] {
+            assert!(!has("serve", id), "serve takes no --{id}");
+        }
+        for sub in ["run", "upgrade"] {
+            for id in ["addr", "token", "json"] {
+                assert!(!has(sub, id), "{sub} takes no --{id}");
+            }
+        }
+        assert!(
+            command
+                .get_arguments()
+                .all(|a| a.get_id() == "help" || a.get_id() == "version")
+        );
+    }
 }

@@ -40,6 +40,7 @@ use wasmflow_storage::{CommitOutcome, Effects, Resume, RunRecord, StateCommit, S
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::plugins::{PluginDir, Plugins, ScanReport};
+use crate::telemetry::{self, SpanSink, Spans};
 
 /// What an engine is started with besides its storage and sandbox.
 #[derive(Debug, Clone)]
@@ -57,6 +58,9 @@ pub struct EngineConfig {
     /// How long a claim on a run lasts without renewal (hosts sharing a
     /// database take a dead host's runs over after it).
     pub claim_lease: Duration,
+    /// Where the spans of runs, activations and tasks go; `None`: no
+    /// spans are made.
+    pub spans: Option<SpanSink>,
 }
 
 /// The scheduling core behind a [`crate::Host`].
@@ -76,6 +80,8 @@ pub(crate) struct Engine {
     /// The plugin file each loaded version came from, for its grants.
     version_files: Mutex<HashMap<String, Option<String>>>,
     metrics: Metrics,
+    /// The span emitter, with a span sink.
+    spans: Option<Arc<Spans>>,
     /// Runs with a driver; `true` when it should look at the run again.
     drivers: Mutex<HashMap<RunId, Driver>>,
     /// Callers waiting for runs to end.
@@ -110,6 +116,7 @@ impl Engine {
             claim_lease: config.claim_lease,
             version_files: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
+            spans: config.spans.map(Spans::new),
             drivers: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             versions: Mutex::new(HashMap::new()),
@@ -148,6 +155,15 @@ impl Engine {
     /// Drive a run the caller just created, from `seed`, with its workflow
     /// timeout at `deadline_ms`.
     pub(crate) fn drive_new(self: &Arc<Self>, seed: LiveRun, deadline_ms: Option<u64>) {
+        let run = &seed.identity;
+        let parent = run.parent.as_ref().map(|p| p.run_id);
+        telemetry::log_started(
+            &run.workflow_id,
+            run.run_id,
+            &run.workflow_type,
+            &run.version,
+            parent,
+        );
         if let Some(due_ms) = deadline_ms {
             arm_deadline(self, seed.run_id, due_ms);
         }
@@ -408,7 +424,36 @@ impl Engine {
             history_len,
             journal,
             grants,
+            trace_root: None,
         }))
+    }
+
+    /// The root of the tree `run_id` is in (the run itself without a
+    /// parent): its trace. A parent that cannot be read ends the walk.
+    async fn root_of(&self, mut run_id: RunId) -> RunId {
+        for _ in 0..MAX_TREE_DEPTH {
+            match self.storage.run(run_id).await {
+                Ok(Some(RunRecord {
+                    parent_run_id: Some(parent),
+                    ..
+                })) => run_id = parent,
+                _ => break,
+            }
+        }
+        run_id
+    }
+
+    /// The root of `live`'s tree, found once per loaded run.
+    async fn trace_root(&self, live: &mut LiveRun) -> RunId {
+        if let Some(root) = live.trace_root {
+            return root;
+        }
+        let root = match &live.identity.parent {
+            None => live.run_id,
+            Some(parent) => self.root_of(parent.run_id).await,
+        };
+        live.trace_root = Some(root);
+        root
     }
 
     /// Who a run is, as its guest sees it.
@@ -504,6 +549,9 @@ fn provided(component: &ComponentVersion, workflow_type: &str) -> Result<Arc<Wor
         })
 }
 
+/// The deepest tree of runs whose root a span looks for.
+const MAX_TREE_DEPTH: usize = 1_000;
+
 /// How often a caller waiting for a run's end looks again when other hosts
 /// share the database and no notice came (one lost with a connection).
 const RECHECK: Duration = Duration::from_secs(2);
@@ -528,6 +576,9 @@ pub(crate) struct LiveRun {
     pub journal: Arc<Journal>,
     /// What the run may reach.
     pub grants: Arc<Grants>,
+    /// The root run of the run's tree, for its spans; `None`: not looked
+    /// up yet.
+    pub trace_root: Option<RunId>,
 }
 
 /// The driver of one run in this host.
@@ -719,6 +770,14 @@ async fn run_until_parked(
     abort: &CancellationToken,
 ) -> Parked {
     loop {
+        // Emitted as it drops: when this activation's turn of the loop ends.
+        let mut span = match &inner.spans {
+            Some(spans) => {
+                let root = inner.trace_root(&mut live).await;
+                Some(spans.activation(&live.identity, root, &live.pending, live.seq))
+            }
+            None => None,
+        };
         let handler = live
             .spec
             .handler(live.pending.kind, &live.pending.handler)
@@ -758,6 +817,9 @@ async fn run_until_parked(
             // Not the guest's doing: nothing is committed, the activation
             // runs again.
             tracing::error!(run_id = %live.run_id, %fault, "activation hit a host fault; retrying");
+            if let Some(span) = &mut span {
+                span.ended("host_fault");
+            }
             if pause(inner).await.is_err() {
                 return Parked::Done;
             }
@@ -775,14 +837,10 @@ async fn run_until_parked(
             outcome,
             at_ms,
         );
-        if let NextState::Failed(error) = &plan.next {
-            tracing::info!(
-                run_id = %live.run_id,
-                workflow_id = %live.identity.workflow_id,
-                handler = %live.pending.handler,
-                %error,
-                "run failed"
-            );
+        // The run's end is logged once storage has applied it
+        // (`apply_effects`), whoever ended it.
+        if let Some(span) = &mut span {
+            span.planned(&plan.next);
         }
         let children = plan.children;
         let commit = StateCommit {
@@ -804,7 +862,12 @@ async fn run_until_parked(
             Ok(CommitOutcome::Applied { seq, next, effects }) => (seq, next, effects),
             // The run moved on without this driver (terminated, or a host
             // that was stopping committed late): start over from storage.
-            Ok(CommitOutcome::Stale) => return Parked::Reload,
+            Ok(CommitOutcome::Stale) => {
+                if let Some(span) = &mut span {
+                    span.ended("stale");
+                }
+                return Parked::Reload;
+            }
             // A child's workflow id was taken meanwhile: execute the
             // activation again; this time the guest sees who holds it.
             Ok(CommitOutcome::Conflict {
@@ -815,6 +878,9 @@ async fn run_until_parked(
                     run_id = %live.run_id, %workflow_id, %holder,
                     "child workflow id taken; re-executing"
                 );
+                if let Some(span) = &mut span {
+                    span.ended("reexecuted");
+                }
                 // With what it recorded meanwhile.
                 match inner.storage.journal(live.run_id).await {
                     Ok(journal) => live.journal = Arc::new(journal),
@@ -826,6 +892,9 @@ async fn run_until_parked(
                 // Nothing was committed: execute the activation again later,
                 // with what it recorded.
                 tracing::error!(run_id = %live.run_id, error = %e, "commit failed; retrying");
+                if let Some(span) = &mut span {
+                    span.ended("commit_failed");
+                }
                 if pause(inner).await.is_err() {
                     return Parked::Done;
                 }
@@ -898,13 +967,46 @@ pub(crate) fn apply_effects(inner: &Arc<Engine>, effects: Effects) {
             abort(inner, ended.run_id);
         }
         inner.notify_terminal(ended.run_id);
+        log_end(inner, ended.run_id);
     }
+}
+
+/// Log how `run_id` ended and emit its span, from the run as stored (the
+/// effect names only its id, type and status).
+fn log_end(inner: &Arc<Engine>, run_id: RunId) {
+    let task_inner = inner.clone();
+    inner.tasks.spawn(async move {
+        let inner = task_inner;
+        let record = match inner.storage.run(run_id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(%run_id, error = %e, "cannot read a run that ended, to log it");
+                return;
+            }
+        };
+        telemetry::log_ended(&record);
+        if let Some(spans) = &inner.spans {
+            let root = match record.parent_run_id {
+                Some(parent) => inner.root_of(parent).await,
+                None => record.run_id,
+            };
+            spans.run(&record, root);
+        }
+    });
 }
 
 /// Drive a child created by `parent`'s commit, and arm its workflow timeout.
 fn start_child(inner: &Arc<Engine>, parent: &LiveRun, child: NewRun) {
     // Created with the parent's commit: a run started, like a root run.
     inner.metrics.run_started(&child.workflow_type);
+    telemetry::log_started(
+        &child.workflow_id,
+        child.run_id,
+        &child.workflow_type,
+        &child.version,
+        Some(parent.run_id),
+    );
     if let Some(due_ms) = child.deadline_ms {
         arm_deadline(inner, child.run_id, due_ms);
     }
@@ -940,6 +1042,7 @@ fn start_child(inner: &Arc<Engine>, parent: &LiveRun, child: NewRun) {
         history_len: 1,
         journal: Arc::default(),
         grants,
+        trace_root: parent.trace_root,
     };
     wake(inner, seed.run_id, Some(seed));
 }
@@ -1099,12 +1202,18 @@ impl HostServices for Engine {
         entries: Vec<JournalEntry>,
     ) -> BoxFuture<'_, std::result::Result<(), ServiceError>> {
         Box::pin(async move {
+            let traced = self.spans.as_ref().map(|spans| (spans, entries.clone()));
             match self
                 .storage
                 .record(run_id, sequence, entries, now_ms())
                 .await
             {
-                Ok(true) => Ok(()),
+                Ok(true) => {
+                    if let Some((spans, entries)) = traced {
+                        spans.tasks(run_id, &entries);
+                    }
+                    Ok(())
+                }
                 Ok(false) => Err(ServiceError::host(Error::RunMovedOn { run_id })),
                 Err(e) => Err(ServiceError::host(e)),
             }

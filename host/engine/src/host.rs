@@ -12,9 +12,10 @@ use wasmflow_core::model::{
     Directive, Json, Pending, RunId, WorkflowTypeSpec, check_id, json_value, now_ms, parse_json,
 };
 use wasmflow_core::plan::{Delivery, InboxKind, NewRun};
-use wasmflow_core::{ErrorKind, HandlerKind, RunStatus, WorkflowError};
+use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
 use wasmflow_storage::{
-    AlreadyActive, HistoryRecord, ListPosition, LiveVersion, RunRecord, Storage, StorageError,
+    AlreadyActive, HistoryRecord, InboxEntry, ListPosition, LiveVersion, RunFilter, RunRecord,
+    Storage, StorageError,
 };
 
 use crate::engine::{Engine, EngineConfig, LiveRun};
@@ -224,6 +225,7 @@ impl Host {
             history_len: 1,
             journal: Arc::default(),
             grants: self.engine.grants(&entry.component.hash, workflow_type),
+            trace_root: Some(run_id),
         };
         self.engine.drive_new(live, deadline_ms);
         self.engine.metrics().run_started(workflow_type);
@@ -398,7 +400,10 @@ impl Host {
             .reexecute(run.run_id, resume, now_ms())
             .await??;
         tracing::info!(
-            run_id = %run.run_id, %workflow_id, workflow_type = %run.workflow_type, %version,
+            target: "wasmflow::run",
+            parent: None,
+            %workflow_id, run_id = %run.run_id, workflow_type = %run.workflow_type,
+            version = %crate::plugins::short_version(&version),
             "run retried"
         );
         self.engine.retried(run.run_id, run.deadline_ms);
@@ -433,15 +438,14 @@ impl Host {
         }
     }
 
-    /// Runs, newest first (by creation time, then run id), optionally of
-    /// one type and status; at most `limit`. `after` continues a listing:
+    /// Runs, newest first (by creation time, then run id), those `filter`
+    /// selects; at most `limit`. `after` continues a listing:
     /// the `(created_ms, run_id)` of the last run of the previous page
     /// (`None`: from the newest run). Paging this way visits every run
     /// once, whatever is started meanwhile.
     pub async fn list(
         &self,
-        workflow_type: Option<&str>,
-        status: Option<RunStatus>,
+        filter: RunFilter,
         after: Option<(u64, RunId)>,
         limit: usize,
     ) -> Result<Vec<RunRecord>> {
@@ -449,7 +453,7 @@ impl Host {
         Ok(self
             .engine
             .storage()
-            .list_runs(workflow_type.map(str::to_owned), status, after, limit)
+            .list_runs(filter, after, limit)
             .await?)
     }
 
@@ -546,6 +550,11 @@ impl Host {
     /// The run's history, oldest first.
     pub async fn history(&self, run_id: RunId) -> Result<Vec<HistoryRecord>> {
         Ok(self.engine.storage().history(run_id).await?)
+    }
+
+    /// What waits in the run's inbox, oldest first.
+    pub async fn inbox(&self, run_id: RunId) -> Result<Vec<InboxEntry>> {
+        Ok(self.engine.storage().inbox(run_id).await?)
     }
 
     /// The run's committed store.

@@ -20,7 +20,8 @@
 //! Modules: `host` (the façade and its door checks), `engine` (drivers,
 //! timers, waiters, run loading, component versions), [`plugins`] (the
 //! plugins directory), [`upgrade`] (the opt-in move of waiting runs to a new
-//! version), `admin` (inspection without driving runs), `metrics`.
+//! version), `admin` (inspection without driving runs), `metrics`,
+//! `telemetry` (the lifecycle log lines and the OpenTelemetry spans).
 
 mod admin;
 mod engine;
@@ -29,6 +30,7 @@ mod host;
 mod metrics;
 pub mod plugins;
 mod shared;
+mod telemetry;
 pub mod upgrade;
 
 pub use admin::Admin;
@@ -36,4 +38,5 @@ pub use engine::EngineConfig;
 pub use error::{Error, Result};
 pub use host::{Host, RunTree, StartOptions, Started};
 pub use plugins::{Plugins, Rejected, TypeEntry, short_version};
+pub use telemetry::SpanSink;
 pub use upgrade::{PinnedRun, UpgradeReport};

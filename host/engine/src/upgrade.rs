@@ -137,6 +137,14 @@ where
                     )
                     .await?;
                 if moved {
+                    tracing::info!(
+                        target: "wasmflow::run",
+                        parent: None,
+                        workflow_id = %run.workflow_id, run_id = %run.run_id, %workflow_type,
+                        from = %crate::plugins::short_version(&run.version),
+                        to = %crate::plugins::short_version(&version),
+                        "run upgraded"
+                    );
                     Ok(())
                 } else {
                     Err("it moved on while being checked; try again".to_owned())

@@ -39,6 +39,7 @@ pub struct HostBuilder {
     max_inbox_len: u64,
     max_history_len: u64,
     grants: wasmflow_core::grant::GrantTable,
+    spans: Option<wasmflow_engine::SpanSink>,
 }
 
 impl HostBuilder {
@@ -69,6 +70,15 @@ impl HostBuilder {
     /// third of it while the run's activation executes).
     pub fn lease_timeout(mut self, timeout: Duration) -> Self {
         self.claim_lease = timeout;
+        self
+    }
+
+    /// Where the host's OpenTelemetry spans go (runs, activations, task
+    /// attempts): an SDK span processor, e.g. a batch processor over an
+    /// OTLP exporter, which the caller flushes when the host has stopped.
+    /// Default: none, and no spans are made.
+    pub fn spans(mut self, sink: wasmflow_engine::SpanSink) -> Self {
+        self.spans = Some(sink);
         self
     }
 
@@ -281,6 +291,7 @@ impl HostBuilder {
             max_history_len: self.max_history_len,
             grants: self.grants,
             claim_lease: self.claim_lease,
+            spans: self.spans,
         };
         Host::new(config, storage, Arc::new(sandbox)).await
     }
@@ -308,6 +319,7 @@ impl HostBuilder {
             max_inbox_len: defaults::MAX_INBOX_LEN,
             max_history_len: defaults::MAX_HISTORY_LEN,
             grants: Default::default(),
+            spans: None,
         }
     }
 }

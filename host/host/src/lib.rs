@@ -42,7 +42,7 @@ pub use wasmflow_core::model::{
     Directive, HandlerSpec, HistoryEvent, Json, ParamSpec, Pending, RunId, WorkflowTypeSpec,
     json_value,
 };
-pub use wasmflow_core::plan::Timer;
+pub use wasmflow_core::plan::{InboxKind, Timer};
 pub use wasmflow_core::{
     ChildStatus, ClosePolicy, ErrorKind, HandlerKind, RunStatus, WorkflowError,
 };
@@ -52,7 +52,9 @@ pub use wasmflow_engine::{
     TypeEntry, UpgradeReport, short_version,
 };
 pub use wasmflow_sandbox as sandbox;
-pub use wasmflow_storage::{HistoryRecord, LiveVersion, NotRetryable, RunRecord, StorageError};
+pub use wasmflow_storage::{
+    HistoryRecord, InboxEntry, LiveVersion, NotRetryable, RunFilter, RunRecord, StorageError,
+};
 
 use wasmflow_sandbox::{SandboxConfig, WasmtimeSandbox};
 use wasmflow_storage::Quotas;

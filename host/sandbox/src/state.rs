@@ -228,25 +228,32 @@ impl ActivationState {
         });
     }
 
-    /// Write a guest log line to the host's log, tagged with the run.
+    /// Write a guest log line to the host's log, tagged with the run: one
+    /// line (control characters escaped, a newline as `\n`), a root event
+    /// (`parent: None`) so that it names the run once.
     fn emit_log(&self, level: LogLevel, message: &str) {
-        let (run_id, workflow_id, handler) =
-            (&self.run.run_id, &self.run.workflow_id, &self.handler);
+        let (run_id, workflow_id, workflow_type, handler) = (
+            &self.run.run_id,
+            &self.run.workflow_id,
+            &self.run.workflow_type,
+            &self.handler,
+        );
+        let message = one_line(message);
         match level {
             LogLevel::Trace => {
-                tracing::trace!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+                tracing::trace!(target: "wasmflow::guest", parent: None, %workflow_id, %run_id, %workflow_type, %handler, "{message}")
             }
             LogLevel::Debug => {
-                tracing::debug!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+                tracing::debug!(target: "wasmflow::guest", parent: None, %workflow_id, %run_id, %workflow_type, %handler, "{message}")
             }
             LogLevel::Info => {
-                tracing::info!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+                tracing::info!(target: "wasmflow::guest", parent: None, %workflow_id, %run_id, %workflow_type, %handler, "{message}")
             }
             LogLevel::Warn => {
-                tracing::warn!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+                tracing::warn!(target: "wasmflow::guest", parent: None, %workflow_id, %run_id, %workflow_type, %handler, "{message}")
             }
             LogLevel::Error => {
-                tracing::error!(target: "wasmflow::guest", %run_id, %workflow_id, %handler, "{message}")
+                tracing::error!(target: "wasmflow::guest", parent: None, %workflow_id, %run_id, %workflow_type, %handler, "{message}")
             }
         }
     }
@@ -659,9 +666,38 @@ impl host::Host for ActivationState {
     }
 }
 
+/// `message` on one line: newline, carriage return and tab as `\n`, `\r`
+/// and `\t`, any other control character (an ANSI escape's ESC among them)
+/// as `\u{..}`; borrowed when there is none.
+pub(crate) fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut line = String::with_capacity(message.len() + 8);
+    for c in message.chars() {
+        match c {
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            '\t' => line.push_str("\\t"),
+            c if c.is_control() => line.extend(c.escape_unicode()),
+            c => line.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_line_stays_one_line() {
+        assert_eq!(one_line("plain"), "plain");
+        assert!(matches!(one_line("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(one_line("a\nb\r\tc"), "a\\nb\\r\\tc");
+        assert_eq!(one_line("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(one_line("é ✓"), "é ✓");
+    }
 
     fn state(max_log_lines: usize, log_bytes: usize) -> ActivationState {
         let limits = ActivationLimits {

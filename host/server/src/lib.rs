@@ -29,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use wasmflow_api as api;
 use wasmflow_host::{
-    Error, ErrorKind, HandlerSpec, HistoryRecord, Host, LiveVersion, Plugins, RunId, RunRecord,
-    RunStatus, RunTree, StartOptions, StorageError, UpgradeReport, WorkflowError, json_value,
+    Error, ErrorKind, HandlerSpec, HistoryRecord, Host, InboxEntry, InboxKind, LiveVersion,
+    Plugins, RunFilter, RunId, RunRecord, RunStatus, RunTree, StartOptions, StorageError,
+    UpgradeReport, WorkflowError, json_value,
 };
 
 /// Every route, as `(method, path)`; `openapi.json` documents exactly these.
@@ -42,10 +43,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/workflows/{id}/events"),
     ("GET", "/v1/workflows/{id}/history"),
     ("GET", "/v1/workflows/{id}/tree"),
+    ("GET", "/v1/workflows/{id}/store"),
+    ("GET", "/v1/workflows/{id}/inbox"),
     ("POST", "/v1/workflows/{id}/cancel"),
     ("POST", "/v1/workflows/{id}/terminate"),
     ("POST", "/v1/workflows/{id}/retry"),
     ("POST", "/v1/workflows/{id}/queries/{name}"),
+    ("GET", "/v1/runs/{run_id}"),
     ("GET", "/v1/types"),
     ("POST", "/v1/types/{type}/upgrade"),
     ("GET", "/v1/openapi.json"),
@@ -215,10 +219,13 @@ pub fn router(host: Arc<Host>, config: &ServerConfig, stopping: CancellationToke
         .route("/v1/workflows/{id}/events", post(send))
         .route("/v1/workflows/{id}/history", get(history))
         .route("/v1/workflows/{id}/tree", get(tree))
+        .route("/v1/workflows/{id}/store", get(store))
+        .route("/v1/workflows/{id}/inbox", get(inbox))
         .route("/v1/workflows/{id}/cancel", post(cancel))
         .route("/v1/workflows/{id}/retry", post(retry))
         .route("/v1/workflows/{id}/terminate", post(terminate))
         .route("/v1/workflows/{id}/queries/{name}", post(query))
+        .route("/v1/runs/{run_id}", get(run_by_id))
         .route("/v1/types", get(types))
         .route("/v1/types/{type}/upgrade", post(upgrade))
         .route("/v1/openapi.json", get(openapi))
@@ -231,6 +238,20 @@ pub fn router(host: Arc<Host>, config: &ServerConfig, stopping: CancellationToke
         .layer(middleware::from_fn_with_state(api.clone(), authorize))
         .layer(middleware::from_fn(edge))
         .with_state(api)
+}
+
+/// The API's routes ([`router`]) and the web UI's at `/ui`
+/// (`wasmflow-ui`), which calls them in-process with the same token.
+pub fn app(host: Arc<Host>, config: &ServerConfig, stopping: CancellationToken) -> Router {
+    let api = router(host, config, stopping.clone());
+    let ui = wasmflow_ui::router(
+        api.clone(),
+        wasmflow_ui::UiConfig {
+            token: config.token.clone(),
+            stopping,
+        },
+    );
+    ui.merge(api)
 }
 
 /// Serve the API over `host` on `listener` with the default settings and
@@ -265,7 +286,7 @@ pub async fn serve_with(
     stopping: CancellationToken,
 ) -> Result<(), ServeError> {
     config.check()?;
-    let app = router(host, &config, stopping.clone());
+    let app = app(host, &config, stopping.clone());
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -751,11 +772,13 @@ async fn list(State(api): State<Api>, Query(q): Query<api::ListQuery>) -> ApiRes
         )));
     }
     let after = q.cursor.as_deref().map(parse_cursor).transpose()?;
+    let filter = RunFilter {
+        workflow_type: q.workflow_type,
+        status,
+        id_prefix: q.id_prefix.filter(|p| !p.is_empty()),
+    };
     // One more than asked: whether there is a next page.
-    let mut runs = api
-        .host
-        .list(q.workflow_type.as_deref(), status, after, limit + 1)
-        .await?;
+    let mut runs = api.host.list(filter, after, limit + 1).await?;
     let next = if runs.len() > limit {
         runs.truncate(limit);
         runs.last().map(cursor)
@@ -855,8 +878,63 @@ async fn history(
     Ok(axum::Json(body).into_response())
 }
 
-async fn tree(State(api): State<Api>, Path(id): Path<String>) -> ApiResult {
-    let run = api.host.latest_run(&id).await?;
+async fn store(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<api::RunQuery>,
+) -> ApiResult {
+    let run = api.host.find_run(&id, run_id(q.run_id.as_deref())?).await?;
+    let store = api.host.store(run.run_id).await?;
+    let body = api::StoreView {
+        workflow_id: run.workflow_id,
+        run_id: run.run_id.to_string(),
+        store: store.into_iter().collect(),
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+async fn inbox(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<api::RunQuery>,
+) -> ApiResult {
+    let run = api.host.find_run(&id, run_id(q.run_id.as_deref())?).await?;
+    let entries = api.host.inbox(run.run_id).await?;
+    let body = api::InboxView {
+        workflow_id: run.workflow_id,
+        run_id: run.run_id.to_string(),
+        entries: entries.iter().map(inbox_entry).collect::<Result<_, _>>()?,
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+/// An inbox entry as the API shows it.
+pub fn inbox_entry(entry: &InboxEntry) -> Result<api::InboxEntryView, Error> {
+    Ok(api::InboxEntryView {
+        id: entry.id,
+        name: entry.name.clone(),
+        payload: json_value(&entry.payload).map_err(|e| StorageError::Corrupt(e.message))?,
+        kind: match entry.kind {
+            InboxKind::Event => api::InboxEntryKind::Event,
+            InboxKind::Notice => api::InboxEntryKind::Notice,
+        },
+    })
+}
+
+async fn run_by_id(State(api): State<Api>, Path(text): Path<String>) -> ApiResult {
+    let Some(id) = run_id(Some(&text))? else {
+        return Err(ApiError::bad_input("a run id is required"));
+    };
+    let run = api.host.run(id).await?;
+    Ok(axum::Json(run_view(&run)?).into_response())
+}
+
+async fn tree(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<api::RunQuery>,
+) -> ApiResult {
+    let run = api.host.find_run(&id, run_id(q.run_id.as_deref())?).await?;
     let tree = api.host.tree(run.run_id).await?;
     Ok(axum::Json(tree_view(&tree)?).into_response())
 }

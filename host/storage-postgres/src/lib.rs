@@ -40,10 +40,10 @@ use wasmflow_core::RunStatus;
 use wasmflow_core::activation::StoreMap;
 use wasmflow_core::journal::Journal;
 use wasmflow_core::model::{HistoryEvent, RunId};
-use wasmflow_core::plan::Timer;
+use wasmflow_core::plan::{InboxKind, Timer};
 use wasmflow_storage::{
-    Anchors, HistoryRecord, ListPosition, LiveVersion, Notice, Quotas, RunRecord, Storage,
-    StorageError, Write, Written, rules,
+    Anchors, HistoryRecord, InboxEntry, ListPosition, LiveVersion, Notice, Quotas, RunFilter,
+    RunRecord, Storage, StorageError, Write, Written, rules,
 };
 
 use crate::tx::{big, col};
@@ -875,21 +875,31 @@ impl Storage for PostgresStorage {
 
     async fn list_runs(
         &self,
-        workflow_type: Option<String>,
-        status: Option<RunStatus>,
+        filter: RunFilter,
         after: Option<ListPosition>,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let RunFilter {
+            workflow_type,
+            status,
+            id_prefix,
+        } = filter;
         let status = status.map(|s| s.as_str().to_owned());
         let filters =
-            "($1::TEXT IS NULL OR workflow_type = $1) AND ($2::TEXT IS NULL OR status = $2)";
+            "($1::TEXT IS NULL OR workflow_type = $1) AND ($2::TEXT IS NULL OR status = $2)
+             AND ($3::TEXT IS NULL OR starts_with(workflow_id, $3))";
         let order = "ORDER BY created_at DESC, run_id DESC";
         match after {
             None => {
                 self.runs(
-                    format!("SELECT {RUN_COLUMNS} FROM runs WHERE {filters} {order} LIMIT $3"),
-                    vec![Box::new(workflow_type), Box::new(status), Box::new(limit)],
+                    format!("SELECT {RUN_COLUMNS} FROM runs WHERE {filters} {order} LIMIT $4"),
+                    vec![
+                        Box::new(workflow_type),
+                        Box::new(status),
+                        Box::new(id_prefix),
+                        Box::new(limit),
+                    ],
                 )
                 .await
             }
@@ -897,11 +907,12 @@ impl Storage for PostgresStorage {
                 self.runs(
                     format!(
                         "SELECT {RUN_COLUMNS} FROM runs WHERE {filters}
-                         AND (created_at, run_id) < ($3, $4) {order} LIMIT $5"
+                         AND (created_at, run_id) < ($4, $5) {order} LIMIT $6"
                     ),
                     vec![
                         Box::new(workflow_type),
                         Box::new(status),
+                        Box::new(id_prefix),
                         Box::new(big(p.created_ms)),
                         Box::new(p.run_id.to_string()),
                         Box::new(limit),
@@ -948,6 +959,34 @@ impl Storage for PostgresStorage {
                 map.insert(col(row, 0)?, stored_json(&value, "store value")?);
             }
             Ok(map)
+        })
+        .await
+    }
+
+    async fn inbox(&self, run_id: RunId) -> Result<Vec<InboxEntry>, StorageError> {
+        self.with(move |c| {
+            let rows = c
+                .query(
+                    "SELECT id, name, payload, notice FROM inbox WHERE run_id = $1 ORDER BY id",
+                    &[&run_id.to_string()],
+                )
+                .map_err(classify)?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let payload: String = col(row, 2)?;
+                let notice: bool = col(row, 3)?;
+                entries.push(InboxEntry {
+                    id: col(row, 0)?,
+                    name: col(row, 1)?,
+                    payload: stored_json(&payload, "inbox payload")?,
+                    kind: if notice {
+                        InboxKind::Notice
+                    } else {
+                        InboxKind::Event
+                    },
+                });
+            }
+            Ok(entries)
         })
         .await
     }

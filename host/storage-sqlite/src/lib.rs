@@ -28,10 +28,10 @@ use wasmflow_core::RunStatus;
 use wasmflow_core::activation::StoreMap;
 use wasmflow_core::journal::Journal;
 use wasmflow_core::model::{HistoryEvent, RunId};
-use wasmflow_core::plan::Timer;
+use wasmflow_core::plan::{InboxKind, Timer};
 use wasmflow_storage::{
-    Anchors, HistoryRecord, ListPosition, LiveVersion, Quotas, RunRecord, Storage, StorageError,
-    Write, Written, rules,
+    Anchors, HistoryRecord, InboxEntry, ListPosition, LiveVersion, Quotas, RunFilter, RunRecord,
+    Storage, StorageError, Write, Written, rules,
 };
 
 mod embedded {
@@ -464,32 +464,47 @@ impl Storage for SqliteStorage {
     /// the ones before it.
     async fn list_runs(
         &self,
-        workflow_type: Option<String>,
-        status: Option<RunStatus>,
+        filter: RunFilter,
         after: Option<ListPosition>,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StorageError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |c| {
+            let RunFilter {
+                workflow_type,
+                status,
+                id_prefix,
+            } = filter;
             let status = status.map(|s| s.as_str());
-            let filters = "(?1 IS NULL OR workflow_type = ?1) AND (?2 IS NULL OR status = ?2)";
+            // A prefix by bytes (no `LIKE`: its wildcards need no escaping).
+            let filters = "(?1 IS NULL OR workflow_type = ?1) AND (?2 IS NULL OR status = ?2)
+                 AND (?3 IS NULL OR substr(CAST(workflow_id AS BLOB), 1, length(CAST(?3 AS BLOB)))
+                     = CAST(?3 AS BLOB))";
             let order = "ORDER BY created_at DESC, run_id DESC";
             let rows = match after {
                 None => {
                     let mut stmt = c.prepare_cached(&format!(
-                        "SELECT {RUN_COLUMNS} FROM runs WHERE {filters} {order} LIMIT ?3"
+                        "SELECT {RUN_COLUMNS} FROM runs WHERE {filters} {order} LIMIT ?4"
                     ))?;
-                    let rows = stmt.query_map(params![workflow_type, status, limit], row_to_run)?;
+                    let rows = stmt
+                        .query_map(params![workflow_type, status, id_prefix, limit], row_to_run)?;
                     rows.collect::<Result<Vec<_>, _>>()?
                 }
                 Some(p) => {
                     let created = i64::try_from(p.created_ms).unwrap_or(i64::MAX);
                     let mut stmt = c.prepare_cached(&format!(
                         "SELECT {RUN_COLUMNS} FROM runs WHERE {filters}
-                         AND (created_at, run_id) < (?3, ?4) {order} LIMIT ?5"
+                         AND (created_at, run_id) < (?4, ?5) {order} LIMIT ?6"
                     ))?;
                     let rows = stmt.query_map(
-                        params![workflow_type, status, created, p.run_id.to_string(), limit],
+                        params![
+                            workflow_type,
+                            status,
+                            id_prefix,
+                            created,
+                            p.run_id.to_string(),
+                            limit
+                        ],
                         row_to_run,
                     )?;
                     rows.collect::<Result<Vec<_>, _>>()?
@@ -538,6 +553,38 @@ impl Storage for SqliteStorage {
                 map.insert(key, value);
             }
             Ok(map)
+        })
+        .await
+    }
+
+    async fn inbox(&self, run_id: RunId) -> Result<Vec<InboxEntry>, StorageError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, name, payload, notice FROM inbox WHERE run_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([run_id.to_string()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            })?;
+            let mut entries = Vec::new();
+            for row in rows {
+                let (id, name, payload, notice) = row?;
+                entries.push(InboxEntry {
+                    id,
+                    name,
+                    payload: stored_json(&payload, "inbox payload")?,
+                    kind: if notice {
+                        InboxKind::Notice
+                    } else {
+                        InboxKind::Event
+                    },
+                });
+            }
+            Ok(entries)
         })
         .await
     }

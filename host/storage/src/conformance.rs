@@ -35,7 +35,8 @@ use wasmflow_core::journal::{JournalEntry, RecordedValue, TaskAttempt, TaskResul
 
 use crate::{
     AlreadyActive, CommitOutcome, Effects, Finished, HistoryRecord, ListPosition, LiveVersion,
-    NotRetryable, Quotas, Resume, RunGone, RunRecord, StateCommit, Storage, StorageError,
+    NotRetryable, Quotas, Resume, RunFilter, RunGone, RunRecord, StateCommit, Storage,
+    StorageError,
 };
 
 /// A stored document as a value; the suite fails if it does not read back.
@@ -402,8 +403,7 @@ pub async fn list_runs_pages_visit_every_run_once_newest_first(s: &dyn Storage) 
             for _page in 0..=expected.len() {
                 let page = ok(
                     "list_runs",
-                    s.list_runs(filter.map(str::to_owned), None, after, limit)
-                        .await,
+                    s.list_runs(of_type(filter), after, limit).await,
                 );
                 assert!(page.len() <= limit, "a page has at most `limit` runs");
                 let Some(last) = page.last() else { break };
@@ -418,7 +418,11 @@ pub async fn list_runs_pages_visit_every_run_once_newest_first(s: &dyn Storage) 
     }
     let oldest = all.last().map(ListPosition::of);
     assert!(
-        ok("list_runs", s.list_runs(None, None, oldest, 10).await).is_empty(),
+        ok(
+            "list_runs",
+            s.list_runs(RunFilter::default(), oldest, 10).await
+        )
+        .is_empty(),
         "nothing comes after the oldest run"
     );
 }
@@ -972,6 +976,18 @@ pub async fn a_sleeping_run_keeps_events_in_its_inbox_until_it_next_waits(s: &dy
         db.anchors_inbox(id).await,
         [("first".to_owned(), false), ("second".to_owned(), false)],
         "both events wait in the inbox"
+    );
+    let inbox = ok("inbox", s.inbox(id).await);
+    assert_eq!(
+        inbox
+            .iter()
+            .map(|e| (e.name.as_str(), e.payload.get(), e.kind))
+            .collect::<Vec<_>>(),
+        [
+            ("first", "1", InboxKind::Event),
+            ("second", "2", InboxKind::Event)
+        ],
+        "the inbox reads back oldest first with its payloads"
     );
 
     let mut fired = commit(id, parked.seq, NextState::Running(step("late")));
@@ -2443,7 +2459,10 @@ pub async fn list_runs_is_newest_first_with_filters_and_limit(s: &dyn Storage) {
         "all runs, newest first"
     );
     assert_eq!(
-        ids(&ok("list_runs", s.list_runs(None, None, None, 2).await)),
+        ids(&ok(
+            "list_runs",
+            s.list_runs(RunFilter::default(), None, 2).await
+        )),
         [d, c],
         "`limit` keeps the newest"
     );
@@ -2466,6 +2485,24 @@ pub async fn list_runs_is_newest_first_with_filters_and_limit(s: &dyn Storage) {
         db.list(Some("Nope"), None).await.is_empty(),
         "an unknown type lists nothing"
     );
+    let e = db.create(new_run("Order", "a%_", T0 + 5)).await;
+    let f = db.create(new_run("Order", "ab", T0 + 6)).await;
+    assert_eq!(
+        ids(&db.with_prefix("a").await),
+        [f, e, a],
+        "filtered by workflow id prefix"
+    );
+    assert_eq!(
+        ids(&db.with_prefix("a%").await),
+        [e],
+        "a prefix is literal: `%` and `_` are no wildcards"
+    );
+    assert!(
+        db.with_prefix("abc").await.is_empty(),
+        "a prefix longer than every id lists nothing"
+    );
+    db.terminate_ok(e, "done").await;
+    db.terminate_ok(f, "done").await;
     assert_eq!(
         ids(&ok("live_runs_of_type", s.live_runs_of_type("Order").await)),
         [a, d],
@@ -2987,10 +3024,26 @@ impl Db<'_> {
     }
 
     async fn list(&self, workflow_type: Option<&str>, status: Option<RunStatus>) -> Vec<RunRecord> {
-        let workflow_type = workflow_type.map(str::to_owned);
-        ok(
-            "list_runs",
-            self.0.list_runs(workflow_type, status, None, 100).await,
-        )
+        let filter = RunFilter {
+            status,
+            ..of_type(workflow_type)
+        };
+        ok("list_runs", self.0.list_runs(filter, None, 100).await)
+    }
+
+    async fn with_prefix(&self, prefix: &str) -> Vec<RunRecord> {
+        let filter = RunFilter {
+            id_prefix: Some(prefix.to_owned()),
+            ..RunFilter::default()
+        };
+        ok("list_runs", self.0.list_runs(filter, None, 100).await)
+    }
+}
+
+/// A filter of one workflow type (or none).
+fn of_type(workflow_type: Option<&str>) -> RunFilter {
+    RunFilter {
+        workflow_type: workflow_type.map(str::to_owned),
+        ..RunFilter::default()
     }
 }

@@ -362,6 +362,15 @@ pub struct RunRecord {
     pub updated_ms: u64,
 }
 
+/// Which runs a listing shows: those matching every field that is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub workflow_type: Option<String>,
+    pub status: Option<RunStatus>,
+    /// Workflow ids that begin with this (compared byte for byte).
+    pub id_prefix: Option<String>,
+}
+
 /// A run's place in the order of [`Storage::list_runs`]: newest first by
 /// creation time, then by run id (as text), both descending. The position
 /// of a page's last run continues the listing after it.
@@ -449,7 +458,8 @@ pub struct RunUpdate {
     pub keep_pending: bool,
 }
 
-/// The oldest entry of an inbox.
+/// An entry of an inbox (the oldest, for [`RunTx::inbox_first`]; each in
+/// arrival order, for [`Storage::inbox`]).
 #[derive(Debug, Clone)]
 pub struct InboxEntry {
     /// The backend's id of the entry, for [`RunTx::inbox_remove`].
@@ -603,13 +613,12 @@ pub trait Storage: Send + Sync + 'static {
     /// The live runs of a workflow type, oldest first.
     async fn live_runs_of_type(&self, workflow_type: &str) -> Result<Vec<RunRecord>, StorageError>;
     /// Runs, newest first (by creation time, then run id, both
-    /// descending), optionally of one type and status; only those after
-    /// `after` in that order (the position of the last run of the previous
-    /// page; `None`: from the newest); at most `limit`.
+    /// descending), those `filter` selects; only those after `after` in
+    /// that order (the position of the last run of the previous page;
+    /// `None`: from the newest); at most `limit`.
     async fn list_runs(
         &self,
-        workflow_type: Option<String>,
-        status: Option<RunStatus>,
+        filter: RunFilter,
         after: Option<ListPosition>,
         limit: usize,
     ) -> Result<Vec<RunRecord>, StorageError>;
@@ -619,6 +628,8 @@ pub trait Storage: Send + Sync + 'static {
     async fn store(&self, run_id: RunId) -> Result<StoreMap, StorageError>;
     /// A run's history, oldest first.
     async fn history(&self, run_id: RunId) -> Result<Vec<HistoryRecord>, StorageError>;
+    /// What waits in a run's inbox, oldest first.
+    async fn inbox(&self, run_id: RunId) -> Result<Vec<InboxEntry>, StorageError>;
     /// The journal of a run's current activation.
     async fn journal(&self, run_id: RunId) -> Result<Journal, StorageError>;
     /// How many history entries a run has.
