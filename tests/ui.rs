@@ -350,6 +350,35 @@ fn ui_pages_read_without_a_script_and_actions_are_protected() {
         "{}",
         none.body
     );
+    let second = post(
+        &format!("{addr}/ui/start"),
+        &cookie,
+        &[],
+        &[
+            ("csrf", token.as_str()),
+            ("workflow_type", "Order"),
+            ("id", "plain-2"),
+            ("input", r#"{"order_id": "plain-2", "amount": 1}"#),
+        ],
+    );
+    assert_eq!(second.status, 303, "{}", second.body);
+    let first_page = get(&format!("{addr}/ui/runs?limit=1"), &cookie);
+    assert!(first_page.body.contains("plain-2") && !first_page.body.contains(">plain-1<"));
+    let marker = r#"<a href=""#;
+    let older = first_page
+        .body
+        .split(marker)
+        .find(|a| a.contains("id=\"next-page\""))
+        .and_then(|a| a.split('"').next())
+        .expect("a link to the older runs")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let second_page = get(&format!("{addr}{older}"), &cookie);
+    assert!(
+        second_page.body.contains(">plain-1<") && !second_page.body.contains("plain-2"),
+        "the next page by the API's cursor: {}",
+        second_page.body
+    );
     let bad = get(&format!("{addr}/ui/runs?status=sleeping"), &cookie);
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("sleeping"), "{}", bad.body);
@@ -620,6 +649,14 @@ async fn drive(c: &fantoccini::Client, addr: &str) {
         .for_element(Locator::Css("#parent"))
         .await
         .expect("the child's parent link");
+    let tasks = c
+        .find(Locator::Css("#tasks"))
+        .await
+        .expect("the child's task attempts")
+        .text()
+        .await
+        .expect("their text");
+    assert!(tasks.contains("charge_card"), "the Payment's task: {tasks}");
     parent.click().await.expect("open the parent");
     c.wait()
         .at_most(wait)

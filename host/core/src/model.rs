@@ -127,6 +127,11 @@ impl RunId {
     pub fn new() -> Self {
         RunId(uuid::Uuid::now_v7())
     }
+
+    /// The id's 128 bits.
+    pub fn as_u128(self) -> u128 {
+        self.0.as_u128()
+    }
 }
 
 impl Default for RunId {

@@ -59,8 +59,7 @@ pub(crate) fn run_span_id(run: RunId) -> SpanId {
 }
 
 fn uuid_bits(run: RunId) -> u128 {
-    let hex: String = run.to_string().chars().filter(|c| *c != '-').collect();
-    u128::from_str_radix(&hex, 16).unwrap_or_default()
+    run.as_u128()
 }
 
 fn time_of(ms: u64) -> SystemTime {

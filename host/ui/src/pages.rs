@@ -123,6 +123,8 @@ pub(crate) struct RunsQuery {
     #[serde(default)]
     prefix: String,
     cursor: Option<String>,
+    /// Runs a page (default [`PAGE`]).
+    limit: Option<usize>,
 }
 
 #[derive(Template)]
@@ -146,6 +148,9 @@ fn runs_link(q: &RunsQuery, cursor: Option<&str>) -> String {
         segment(&q.status),
         segment(&q.prefix)
     );
+    if let Some(limit) = q.limit {
+        link.push_str(&format!("&limit={limit}"));
+    }
     if let Some(cursor) = cursor {
         link.push_str("&cursor=");
         link.push_str(&segment(cursor));
@@ -158,7 +163,7 @@ pub(crate) async fn runs(
     headers: HeaderMap,
     Query(q): Query<RunsQuery>,
 ) -> Response {
-    let mut path = format!("/v1/workflows?limit={PAGE}");
+    let mut path = format!("/v1/workflows?limit={}", q.limit.unwrap_or(PAGE));
     for (name, value) in [
         ("type", &q.workflow_type),
         ("status", &q.status),
