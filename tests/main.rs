@@ -17,6 +17,7 @@ mod chaos;
 mod children;
 mod cli;
 mod cli_output;
+mod deploy;
 mod events;
 mod foundation;
 mod hostile;

@@ -9,6 +9,18 @@ use crate::error::{Error, Result};
 /// A directive that could not be built (a result that does not serialize, a
 /// step of another workflow) carries that error, and the activation fails
 /// with it.
+///
+/// ```no_run
+/// # use wasmflow::prelude::*;
+/// # fn f(ctx: &mut Context, approved: bool) -> Result<Directive> {
+/// let next: Directive = if approved {
+///     ctx.next.complete("approved")
+/// } else {
+///     ctx.next.wait_for_event()
+/// };
+/// Ok(next)
+/// # }
+/// ```
 #[must_use = "a handler must return its directive"]
 pub struct Directive(pub(crate) Result<wit::Directive>);
 
@@ -50,6 +62,28 @@ impl Directive {
 /// `#[wasmflow::workflow]` implements it for a unit struct named after each
 /// step function, so `ctx.next.step(payment_done)` names the step itself and a
 /// typo is a compile error. It is not meant to be implemented by hand.
+///
+/// ```
+/// #[wasmflow::workflow(name = "Greeter")]
+/// mod greeter {
+///     use wasmflow::prelude::*;
+///
+///     #[start]
+///     fn start(ctx: &mut Context) -> Result<Directive> {
+///         Ok(ctx.next.step(greet))
+///     }
+///
+///     #[step]
+///     pub fn greet(ctx: &mut Context) -> Result<Directive> {
+///         Ok(ctx.next.complete("Hello"))
+///     }
+/// }
+///
+/// use wasmflow::StepRef;
+///
+/// assert_eq!(<greeter::greet as StepRef>::NAME, "greet");
+/// assert_eq!(<greeter::greet as StepRef>::WORKFLOW, "Greeter");
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a step",
     label = "expected a `#[step]` function of this workflow",
@@ -62,8 +96,31 @@ pub trait StepRef {
     const NAME: &'static str;
 }
 
-/// What a handler may return: a [`Directive`], or a `Result` of one.
+/// What a handler may return: a [`Directive`], or a `Result` of one whose
+/// error converts into [`Error`]. The generated handler wrappers call it.
+///
+/// ```
+/// # #[wasmflow::workflow(name = "Counter")]
+/// # mod counter {
+/// use wasmflow::prelude::*;
+///
+/// // A handler may return the directive itself...
+/// #[start]
+/// fn start(ctx: &mut Context) -> Directive {
+///     ctx.next.wait_for_event()
+/// }
+///
+/// // ... or a `Result` of one.
+/// #[event]
+/// fn bump(ctx: &mut Context) -> Result<Directive> {
+///     let n: u64 = ctx.store.try_get("n")?.unwrap_or(0);
+///     ctx.store.put("n", n + 1)?;
+///     Ok(ctx.next.wait_for_event())
+/// }
+/// # }
+/// ```
 pub trait IntoDirective {
+    /// The directive, or the error the activation fails with.
     fn into_directive(self) -> Result<wit::Directive>;
 }
 

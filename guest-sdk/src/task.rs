@@ -12,10 +12,33 @@ use crate::error::{Error, Result, error_kind_to_wit};
 /// jitter) and which error kinds never retry. `RetryPolicy::default()` is
 /// five attempts, 1 s doubling up to 60 s, ±20 % jitter;
 /// [`RetryPolicy::none`] is one attempt.
+///
+/// ```
+/// use std::time::Duration;
+/// use wasmflow::{ErrorKind, RetryPolicy};
+///
+/// let policy = RetryPolicy::attempts(5)
+///     .initial_delay(Duration::from_millis(200))
+///     .max_delay(Duration::from_secs(5))
+///     .never_retry(ErrorKind::InvalidPayload);
+/// assert_eq!(policy.max_attempts, 5);
+/// assert_eq!(RetryPolicy::none().max_attempts, 1);
+/// ```
 pub use wasmflow_protocol::RetryPolicy;
 
 /// What a task's closure gets: which attempt this is, and the key that stays
 /// the same for every attempt and every re-execution of this task.
+///
+/// ```no_run
+/// # use wasmflow::prelude::*;
+/// # fn f(ctx: &mut Context) -> Result<Directive> {
+/// let receipt: String = ctx.task("send_receipt", RetryPolicy::default(), |attempt: &Attempt| {
+///     ctx.log.info(format!("attempt {} with key {}", attempt.attempt, attempt.idempotency_key));
+///     Ok("sent".to_owned())
+/// })?;
+/// # Ok(ctx.next.complete(receipt))
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
     /// Unique per run, activation, task name and occurrence, and stable

@@ -118,7 +118,7 @@ mod order {
         ctx.store.put("order_id", order_id)?;
         ctx.store.put("amount", amount)?;
         ctx.store.put("payments_url", payments_url)?;
-        Ok(ctx.next.wait())
+        Ok(ctx.next.wait_for_event())
     }
 
     #[event]
@@ -126,12 +126,14 @@ mod order {
         let amount: f64 = ctx.store.get("amount")?;
         let order_id: String = ctx.store.get("order_id")?;
         let payments_url: Option<String> = ctx.store.try_get("payments_url")?.flatten();
+        // `Payment` is in this component: its module's `TYPE` names it, so
+        // a typo does not compile (`ctx.start("Payment", ...)` also works).
         ctx.start(
-            "Payment",
+            super::payment::TYPE,
             format!("payment-{order_id}"),
             &json!({ "amount": amount, "payments_url": payments_url }),
         )?;
-        Ok(ctx.next.wait())
+        Ok(ctx.next.wait_for_event())
     }
 
     #[event(name = "payment_completed")]

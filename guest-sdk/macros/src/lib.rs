@@ -6,7 +6,8 @@
 //! `describe` call returns), a wrapper per handler that binds the input's keys
 //! to the parameters by name, and, for every step, a unit struct of the step's
 //! name that implements `StepRef`, so `ctx.next.step(greet)` only compiles
-//! when `greet` is a step. The inner attributes are markers read by
+//! when `greet` is a step, and the module's `TYPE`, the workflow type for
+//! `ctx.start(payment::TYPE, ...)`. The inner attributes are markers read by
 //! `#[workflow]`; on their own they are a compile error.
 //!
 //! Use them through the `wasmflow` crate, which re-exports them.
@@ -23,6 +24,11 @@ use syn::{
 };
 
 /// Declares a workflow type from the handlers in an inline module.
+///
+/// Besides the handlers, the module gets `pub static WORKFLOW` (what
+/// `wasmflow::export!` lists), `pub const TYPE: wasmflow::WorkflowType` (what
+/// `ctx.start` takes to start a child of this type), and, for each step, a
+/// unit struct of the step's name (what `ctx.next.step` takes).
 ///
 /// ```ignore
 /// #[wasmflow::workflow(name = "Greeter")]
@@ -277,8 +283,15 @@ fn expand_workflow(args: WorkflowArgs, mut module: ItemMod) -> syn::Result<Token
         });
     }
 
+    let type_doc = format!(
+        "The `{workflow_name}` workflow type, for `ctx.start`: a child of this type \
+         started with `TYPE` instead of `\"{workflow_name}\"` cannot name a type that \
+         does not exist."
+    );
     let doc = format!("The `{workflow_name}` workflow type, for `wasmflow::export!`.");
     generated.push(quote! {
+        #[doc = #type_doc]
+        pub const TYPE: ::wasmflow::WorkflowType = ::wasmflow::WorkflowType::__new(#workflow_name);
         #[doc = #doc]
         pub static WORKFLOW: ::wasmflow::__rt::WorkflowDef = ::wasmflow::__rt::WorkflowDef {
             name: #workflow_name,

@@ -26,6 +26,8 @@
 //! | `GET /v1/runs/{run_id}` | | [`RunView`] |
 //! | `GET /v1/types` | | [`TypesView`] |
 //! | `POST /v1/types/{type}/upgrade` | | [`UpgradeView`] |
+//! | `POST /v1/plugins` | [`DeployQuery`], the component's bytes | [`DeployedView`] |
+//! | `GET /v1/plugins` | | [`PluginsView`] |
 //! | `GET /healthz` | | [`Health`] |
 //! | any error | | [`ErrorBody`] |
 //!
@@ -134,6 +136,11 @@ pub struct StartRequest {
     /// Default: [`OnConflict::Error`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_conflict: Option<OnConflict>,
+    /// Pin the run to this component version (a full hash, or a prefix of
+    /// at least 4 hex digits of one the host has loaded, of a component
+    /// that provides the type) instead of the one new runs get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl StartRequest {
@@ -145,6 +152,7 @@ impl StartRequest {
             input: None,
             timeout_ms: None,
             on_conflict: None,
+            version: None,
         }
     }
 }
@@ -464,6 +472,75 @@ pub struct RejectedPlugin {
     pub reason: String,
 }
 
+/// The query of `POST /v1/plugins`, whose body is the component's bytes
+/// (`Content-Type: application/wasm`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployQuery {
+    /// The plugin file's name, e.g. `order-payment.wasm`: a bare file name
+    /// ending in `.wasm`. Deploying a name the host has replaces that file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Where a plugin file came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginOrigin {
+    /// Copied into the host's plugins directory.
+    Directory,
+    /// Deployed over the API (`POST /v1/plugins`, `wasmflow deploy`).
+    Api,
+    /// Deployed by another host of the shared database.
+    Fleet,
+}
+
+impl PluginOrigin {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginOrigin::Directory => "directory",
+            PluginOrigin::Api => "api",
+            PluginOrigin::Fleet => "fleet",
+        }
+    }
+}
+
+/// A plugin file the host starts new runs from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginView {
+    /// The file name.
+    pub file: String,
+    /// Its component version (a hash).
+    pub version: String,
+    /// The workflow types it provides.
+    pub types: Vec<String>,
+    pub origin: PluginOrigin,
+    /// When it was deployed (origin `api`) or loaded by this host, in ms
+    /// since the epoch.
+    pub since_ms: u64,
+}
+
+/// `GET /v1/plugins` (and `wasmflow plugins --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginsView {
+    /// The loaded files, by name.
+    pub plugins: Vec<PluginView>,
+    /// Files of the plugins directory that were not loaded.
+    pub rejected: Vec<RejectedPlugin>,
+}
+
+/// The answer to `POST /v1/plugins`: 201 with the deployed file (200 and
+/// `changed: false` when it already had exactly this content).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployedView {
+    #[serde(flatten)]
+    pub plugin: PluginView,
+    pub changed: bool,
+    /// The version the file had before, when this replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+}
+
 /// `POST /v1/types/{type}/upgrade`: what moved to the newest version and
 /// what stayed pinned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -587,11 +664,13 @@ mod tests {
             input: Some(json!({"amount": 1})),
             timeout_ms: Some(5000),
             on_conflict: Some(OnConflict::ReturnExisting),
+            version: Some("3f1c0b9a".into()),
         };
         round_trip(
             &full,
             json!({"type": "Order", "id": "abc", "input": {"amount": 1},
-                   "timeout_ms": 5000, "on_conflict": "return_existing"}),
+                   "timeout_ms": 5000, "on_conflict": "return_existing",
+                   "version": "3f1c0b9a"}),
         );
         round_trip(&OnConflict::Error, json!("error"));
         let unknown = serde_json::from_value::<StartRequest>(json!({"tipe": "Order"}));
@@ -602,6 +681,36 @@ mod tests {
             bad.to_string()
                 .contains("`on_conflict` must be `error` or `return_existing`, not `x`"),
             "{bad}"
+        );
+    }
+
+    #[test]
+    fn a_deployed_plugin_shows_its_file_version_types_and_origin() {
+        let plugin = PluginView {
+            file: "order.wasm".into(),
+            version: "ab".into(),
+            types: vec!["Order".into()],
+            origin: PluginOrigin::Api,
+            since_ms: 5,
+        };
+        round_trip(
+            &DeployedView {
+                plugin: plugin.clone(),
+                changed: true,
+                previous_version: Some("cd".into()),
+            },
+            json!({"file": "order.wasm", "version": "ab", "types": ["Order"],
+                   "origin": "api", "since_ms": 5, "changed": true,
+                   "previous_version": "cd"}),
+        );
+        round_trip(&PluginOrigin::Fleet, json!("fleet"));
+        round_trip(
+            &PluginsView {
+                plugins: vec![plugin],
+                rejected: vec![],
+            },
+            json!({"plugins": [{"file": "order.wasm", "version": "ab", "types": ["Order"],
+                                "origin": "api", "since_ms": 5}], "rejected": []}),
         );
     }
 
@@ -704,6 +813,7 @@ mod tests {
             &ListQuery {
                 workflow_type: Some("Order".into()),
                 status: Some("completed".into()),
+                id_prefix: None,
                 limit: Some(5),
                 cursor: Some("c".into()),
             },

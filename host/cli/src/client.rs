@@ -16,9 +16,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use wasmflow_api::{
-    CancelRequest, ErrorBody, EventAccepted, HistoryEntry, HistoryView, MAX_WAIT_MS, OnConflict,
-    QueryAnswer, QueryRequest, ResultView, RetryRequest, RunError, RunList, RunStatus, RunView,
-    SendEvent, StartRequest, Started, TreeView, TypesView,
+    CancelRequest, DeployedView, ErrorBody, EventAccepted, HistoryEntry, HistoryView, MAX_WAIT_MS,
+    OnConflict, PluginsView, QueryAnswer, QueryRequest, ResultView, RetryRequest, RunError,
+    RunList, RunStatus, RunView, SendEvent, StartRequest, Started, TreeView, TypesView,
 };
 
 use crate::output::{self, Style};
@@ -89,6 +89,11 @@ pub enum Request {
         /// If the id has an active run, answer with it instead of an error.
         #[arg(long)]
         return_existing: bool,
+        /// Pin the run to this component version instead of the one new
+        /// runs get: a full hash or a prefix of at least 4 hex digits
+        /// (`wasmflow plugins` and `wasmflow types` show them).
+        #[arg(long, value_name = "HASH")]
+        version: Option<String>,
         /// Wait for the run to end (a minute at most) and print its result.
         #[arg(long)]
         wait: bool,
@@ -225,6 +230,26 @@ pub enum Request {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Deploy a workflow component to the host: checked as a file of its
+    /// plugins directory is, written into it, and its types startable at
+    /// once (on every host of a shared database). A file of the same name
+    /// is replaced; runs on its old version finish on it.
+    Deploy {
+        /// The component, e.g. `target/wasm32-wasip2/release/orders.wasm`.
+        file: PathBuf,
+        /// The plugin file's name on the host (default: FILE's name).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The plugin files the host starts new runs from: version, types,
+    /// where each came from (`directory`, `api`, `fleet`) and since when;
+    /// rejected files (exit 1 if any).
+    Plugins {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Run a query handler of the latest run of a workflow id and print
     /// what it returns.
     Query {
@@ -254,6 +279,8 @@ impl Request {
             | Request::Cancel { api, .. }
             | Request::Terminate { api, .. }
             | Request::Retry { api, .. }
+            | Request::Deploy { api, .. }
+            | Request::Plugins { api, .. }
             | Request::Query { api, .. } => api,
         }
     }
@@ -294,6 +321,9 @@ impl Refused {
             "InvalidPayload" => "`wasmflow types` shows each handler's parameters and their types",
             "WorkflowAlreadyRunning" => {
                 "choose another --id, or pass --return-existing to get the active run"
+            }
+            "UnknownVersion" | "AmbiguousVersion" | "VersionWithoutType" => {
+                "`wasmflow plugins` lists the versions the host has, with their types"
             }
             "DatabaseUnavailable" | "ShuttingDown" => "try again in a moment",
             _ => return None,
@@ -364,6 +394,22 @@ impl Client {
             req = req.header("Authorization", auth);
         }
         self.answer(path, req.send_json(body))
+    }
+
+    /// `POST path` with a component's bytes, its answer as a `T`.
+    fn post_wasm<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<Result<T, Refused>> {
+        let mut req = self
+            .agent
+            .post(self.url(path))
+            .header("Content-Type", "application/wasm");
+        if let Some(auth) = self.auth() {
+            req = req.header("Authorization", auth);
+        }
+        self.answer(path, req.send(bytes))
     }
 
     /// Why the host could not be asked, and what to do about it.
@@ -672,6 +718,8 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
             ..
         } => timeout.unwrap_or(Duration::from_secs(60)),
         Request::Start { wait: true, .. } => Duration::from_secs(60),
+        // Uploading and compiling a large component.
+        Request::Deploy { .. } => Duration::from_secs(300),
         _ => Duration::ZERO,
     };
     let client = Client::new(api.conn, long_poll + Duration::from_secs(30))?;
@@ -683,6 +731,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
             input_file,
             timeout,
             return_existing,
+            version,
             wait,
             api: _,
         } => {
@@ -701,6 +750,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
                 input: Some(input),
                 timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
                 on_conflict: return_existing.then_some(OnConflict::ReturnExisting),
+                version,
             };
             let started: Started = accepted!(client.post("/v1/workflows", &body));
             if !wait {
@@ -892,6 +942,75 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
             all_failed.then_some(workflow_type).flatten(),
             json_out,
         ),
+        Request::Deploy { file, name, api: _ } => {
+            let name = match name {
+                Some(name) => name,
+                None => file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(|| anyhow!("`{}` names no file", file.display()))?,
+            };
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let path = with_query("/v1/plugins".to_owned(), &[("name", Some(name))]);
+            let deployed: DeployedView = accepted!(client.post_wasm(&path, &bytes));
+            if json_out {
+                print_json(&deployed)?;
+            } else {
+                let p = &deployed.plugin;
+                let what = match (&deployed.previous_version, deployed.changed) {
+                    (_, false) => " (unchanged: the host had exactly this)".to_owned(),
+                    (Some(old), true) => format!(", replacing version {}", short(old)),
+                    (None, true) => String::new(),
+                };
+                println!(
+                    "deployed {} version {}{what}; new runs of {} get it",
+                    p.file,
+                    short(&p.version),
+                    p.types.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Request::Plugins { api: _ } => {
+            let listing: PluginsView = accepted!(client.get("/v1/plugins"));
+            if json_out {
+                print_json(&listing)?;
+            } else {
+                let mut t = output::table(
+                    &["file", "version", "types", "origin", "since"],
+                    Style::Framed,
+                );
+                for p in &listing.plugins {
+                    output::add_row(
+                        &mut t,
+                        vec![
+                            p.file.clone(),
+                            short(&p.version),
+                            p.types.join(", "),
+                            p.origin.as_str().to_owned(),
+                            output::local_time(p.since_ms),
+                        ],
+                    );
+                }
+                if listing.plugins.is_empty() {
+                    println!("no plugin files");
+                } else {
+                    println!("{t}");
+                }
+                for r in &listing.rejected {
+                    println!(
+                        "{}",
+                        output::fit(&format!("rejected  {}: {}", r.file, r.reason))
+                    );
+                }
+            }
+            Ok(if listing.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Request::Query {
             id,
             name,
@@ -1198,7 +1317,7 @@ pub fn types(api: ApiArgs) -> anyhow::Result<ExitCode> {
         print_json(&listing)?;
     } else {
         let mut t = output::table(
-            &["type", "version", "file", "handler", "in flight"],
+            &["type", "new runs get", "file", "handler", "in flight"],
             Style::Framed,
         );
         for ty in &listing.types {

@@ -101,6 +101,10 @@ struct ServeArgs {
     /// The largest request body, in bytes; larger is a 413.
     #[arg(long, default_value_t = wasmflow_server::ServerConfig::MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
+    /// The largest component `POST /v1/plugins` (`wasmflow deploy`) takes,
+    /// in bytes; larger is a 413.
+    #[arg(long, default_value_t = wasmflow_server::ServerConfig::MAX_PLUGIN_BYTES)]
+    max_plugin_bytes: usize,
     /// Export OpenTelemetry spans (one per run, activation and task
     /// attempt) over OTLP/HTTP to this collector, e.g.
     /// `http://127.0.0.1:4318`; they are posted to `/v1/traces`. Unset:
@@ -126,6 +130,7 @@ impl ServeArgs {
             body_timeout: self.body_timeout,
             max_connections: self.max_connections,
             max_request_bytes: self.max_request_bytes,
+            max_plugin_bytes: self.max_plugin_bytes,
         };
         config.check()?;
         Ok(config)
@@ -731,7 +736,7 @@ async fn types(args: TypesArgs, json: bool) -> anyhow::Result<ExitCode> {
                 |f| f.to_string_lossy().into_owned(),
             );
             println!(
-                "{name}  ({file}, version {})",
+                "{name}  ({file}, version {}: new runs get it)",
                 short_version(&entry.component.hash)
             );
             for h in &entry.spec.handlers {

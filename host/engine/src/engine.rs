@@ -39,7 +39,7 @@ use wasmflow_storage::{CommitOutcome, Effects, Resume, RunRecord, StateCommit, S
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::plugins::{PluginDir, Plugins, ScanReport};
+use crate::plugins::{Deployed, PluginDir, Plugins, ScanReport};
 use crate::telemetry::{self, SpanSink, Spans};
 
 /// What an engine is started with besides its storage and sandbox.
@@ -285,6 +285,102 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Deploy plugin file `file` with content `bytes` (over the API): the
+    /// directory's checks, then written into it and published like a file
+    /// that appeared there — kept in the database and, on a shared one,
+    /// deployed to every host. Its types are startable when this returns.
+    pub(crate) async fn deploy(&self, file: &str, bytes: Arc<[u8]>) -> Result<Deployed> {
+        let dir = self.plugin_dir.as_ref().ok_or(Error::NoPluginsDir)?;
+        let deployed = match dir.deploy(self.sandbox.as_ref(), file, bytes).await {
+            Err(e @ Error::PluginRejected { .. }) => {
+                self.metrics.plugin_rejected();
+                return Err(e);
+            }
+            other => other?,
+        };
+        if deployed.changed {
+            let report = ScanReport {
+                loaded: vec![(
+                    deployed.file.clone(),
+                    deployed.component.clone(),
+                    deployed.bytes.clone(),
+                )],
+                ..ScanReport::default()
+            };
+            self.publish(report).await?;
+        }
+        Ok(deployed)
+    }
+
+    /// The component version `version` (a full hash, or a prefix of at
+    /// least 4 hex digits of one this host has loaded) that provides
+    /// `workflow_type`, for a start pinned to it, and the type's spec there.
+    pub(crate) async fn pinned_version(
+        &self,
+        workflow_type: &str,
+        version: &str,
+    ) -> Result<(Arc<ComponentVersion>, Arc<WorkflowTypeSpec>)> {
+        let prefix = version.to_ascii_lowercase();
+        if !(4..=64).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(WorkflowError::new(
+                ErrorKind::InvalidPayload,
+                format!(
+                    "`version` must be a component version: 4 to 64 hex digits of its hash, not `{version}`"
+                ),
+            )
+            .into());
+        }
+        let mut matches: Vec<Arc<ComponentVersion>> = self
+            .versions
+            .lock()
+            .map_err(|_| Error::Poisoned {
+                what: "the component versions",
+            })?
+            .values()
+            .filter(|c| c.hash.starts_with(&prefix))
+            .cloned()
+            .collect();
+        if matches.is_empty() && prefix.len() == 64 {
+            // Not loaded here, perhaps kept in the database.
+            match self.component(&prefix).await {
+                Ok(c) => matches.push(c),
+                Err(Error::VersionMissing { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if matches.is_empty() {
+            return Err(Error::UnknownVersion {
+                version: version.to_owned(),
+            });
+        }
+        let mut providing: Vec<_> = matches
+            .iter()
+            .filter_map(|c| c.workflow_type(workflow_type).map(|s| (c, s)))
+            .collect();
+        match providing.len() {
+            0 => Err(Error::VersionWithoutType {
+                version: matches[0].hash.clone(),
+                workflow_type: workflow_type.to_owned(),
+            }),
+            1 => {
+                let (c, spec) = providing.remove(0);
+                Ok((c.clone(), spec.clone()))
+            }
+            _ => {
+                let mut hashes: Vec<String> = providing
+                    .iter()
+                    .map(|(c, _)| crate::plugins::short_version(&c.hash).to_owned())
+                    .collect();
+                hashes.sort();
+                Err(Error::AmbiguousVersion {
+                    prefix: version.to_owned(),
+                    workflow_type: workflow_type.to_owned(),
+                    matches: hashes,
+                })
+            }
+        }
     }
 
     /// Another host deployed plugin file `file` at `version`: load it and
@@ -1132,9 +1228,36 @@ impl HostServices for Engine {
         request: &'a ChildRequest,
     ) -> BoxFuture<'a, std::result::Result<ChildResolution, ServiceError>> {
         Box::pin(async move {
-            let plugins = self.plugins();
-            let entry = plugins.get(&request.workflow_type)?;
-            let start = entry.spec.start().ok_or_else(|| {
+            // A child of a type its parent's component provides gets that
+            // component's version (a pinned parent's children are pinned
+            // with it); any other type gets the version new runs get.
+            let parent = self
+                .storage
+                .run(parent_run_id)
+                .await
+                .map_err(ServiceError::host)?;
+            let sibling = match parent {
+                Some(p) => {
+                    let component = self
+                        .component(&p.version)
+                        .await
+                        .map_err(ServiceError::host)?;
+                    component
+                        .workflow_type(&request.workflow_type)
+                        .cloned()
+                        .map(|spec| (component.hash.clone(), spec))
+                }
+                None => None,
+            };
+            let (version, spec) = match sibling {
+                Some(found) => found,
+                None => {
+                    let plugins = self.plugins();
+                    let entry = plugins.get(&request.workflow_type)?;
+                    (entry.component.hash.clone(), entry.spec.clone())
+                }
+            };
+            let start = spec.start().ok_or_else(|| {
                 ServiceError::host(Error::TypeWithoutStart {
                     workflow_type: request.workflow_type.clone(),
                 })
@@ -1163,7 +1286,7 @@ impl HostServices for Engine {
                     .with_details(serde_json::json!({"run_id": run.run_id.to_string()})),
                 )),
                 None => Ok(ChildResolution::New {
-                    version: entry.component.hash.clone(),
+                    version,
                     start_handler: start.name.clone(),
                 }),
             }

@@ -77,6 +77,40 @@ pub enum Error {
     /// `retry` of a run that cannot be retried.
     #[error(transparent)]
     NotRetryable(#[from] wasmflow_storage::NotRetryable),
+    /// A plugin file deployed over the API did not pass the checks a file
+    /// of the plugins directory passes; nothing was written.
+    #[error("plugin file `{file}` was rejected: {reason}")]
+    PluginRejected { file: String, reason: String },
+    /// A deployed plugin file could not be written into the plugins
+    /// directory; nothing changed.
+    #[error("cannot write plugin file `{}`", path.display())]
+    PluginWrite {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A deployment to a host without a plugins directory.
+    #[error("this host has no plugins directory to deploy into")]
+    NoPluginsDir,
+    /// A start asked for a component version this host has not loaded.
+    #[error(
+        "no component version `{version}` is loaded on this host (`wasmflow plugins` and `wasmflow types` list them)"
+    )]
+    UnknownVersion { version: String },
+    /// A version prefix that matches several loaded versions of the type.
+    #[error("version prefix `{prefix}` matches {} versions of `{workflow_type}` ({}); give more digits", matches.len(), matches.join(", "))]
+    AmbiguousVersion {
+        prefix: String,
+        workflow_type: String,
+        matches: Vec<String>,
+    },
+    /// A start asked for a version whose component does not provide the
+    /// workflow type.
+    #[error("component version `{version}` does not provide workflow type `{workflow_type}`")]
+    VersionWithoutType {
+        version: String,
+        workflow_type: String,
+    },
     /// A thread panicked while holding a lock of the host's.
     #[error("{what} is unusable: a thread panicked while changing it")]
     Poisoned { what: &'static str },

@@ -20,7 +20,7 @@ use wasmflow_storage::{
 
 use crate::engine::{Engine, EngineConfig, LiveRun};
 use crate::error::{Error, Result};
-use crate::plugins::Plugins;
+use crate::plugins::{Deployed, Plugins};
 use crate::upgrade::UpgradeReport;
 use wasmflow_core::limits::MAX_WORKFLOW_TIMEOUT;
 
@@ -45,6 +45,7 @@ pub struct StartOptions {
     workflow_id: Option<String>,
     timeout: Option<Duration>,
     return_existing: bool,
+    version: Option<String>,
 }
 
 impl StartOptions {
@@ -63,6 +64,15 @@ impl StartOptions {
     /// not ended by then.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Pin the run to this component version instead of the one new runs
+    /// get: a full hash, or a prefix of at least 4 hex digits of a version
+    /// this host has loaded (one whose file was replaced too), of a
+    /// component that provides the type.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
         self
     }
 
@@ -118,6 +128,18 @@ impl Host {
         self.engine.plugins()
     }
 
+    /// Deploy plugin file `file` (a bare `*.wasm` file name) with content
+    /// `bytes`, as `POST /v1/plugins` does: checked exactly as a file copied
+    /// into the plugins directory (same checks, same reasons; a rejected
+    /// content stores nothing: [`Error::PluginRejected`]), then written
+    /// into the directory atomically, so that it survives a restart, kept
+    /// in the database and, on a shared one, deployed to every host. Its
+    /// types are startable when this returns; runs pinned to a replaced
+    /// version finish on it.
+    pub async fn deploy(&self, file: &str, bytes: Vec<u8>) -> Result<Deployed> {
+        self.engine.deploy(file, bytes.into()).await
+    }
+
     /// Start a run of `workflow_type` with `input` (JSON text: an object whose
     /// keys bind to the start handler's parameters). Everything is validated
     /// before anything is stored; the run is durable when this returns.
@@ -127,9 +149,14 @@ impl Host {
         input: &str,
         options: StartOptions,
     ) -> Result<Started> {
-        let plugins = self.engine.plugins();
-        let entry = plugins.get(workflow_type)?;
-        let spec = entry.spec.clone();
+        let (component, spec) = match &options.version {
+            Some(version) => self.engine.pinned_version(workflow_type, version).await?,
+            None => {
+                let plugins = self.engine.plugins();
+                let entry = plugins.get(workflow_type)?;
+                (entry.component.clone(), entry.spec.clone())
+            }
+        };
         let value: serde_json::Value = serde_json::from_str(input).map_err(|e| {
             WorkflowError::new(
                 ErrorKind::InvalidPayload,
@@ -176,7 +203,7 @@ impl Host {
             run_id,
             workflow_id: workflow_id.clone(),
             workflow_type: workflow_type.to_owned(),
-            version: entry.component.hash.clone(),
+            version: component.hash.clone(),
             parent: None,
             input,
             pending: pending.clone(),
@@ -213,10 +240,10 @@ impl Host {
                 workflow_type: workflow_type.to_owned(),
                 workflow_id: workflow_id.clone(),
                 run_id,
-                version: entry.component.hash.clone(),
+                version: component.hash.clone(),
                 parent: None,
             }),
-            component: entry.component.clone(),
+            component: component.clone(),
             spec,
             seq: 0,
             pending,
@@ -224,7 +251,7 @@ impl Host {
             store_bytes: 0,
             history_len: 1,
             journal: Arc::default(),
-            grants: self.engine.grants(&entry.component.hash, workflow_type),
+            grants: self.engine.grants(&component.hash, workflow_type),
             trace_root: Some(run_id),
         };
         self.engine.drive_new(live, deadline_ms);

@@ -37,6 +37,6 @@ pub use admin::Admin;
 pub use engine::EngineConfig;
 pub use error::{Error, Result};
 pub use host::{Host, RunTree, StartOptions, Started};
-pub use plugins::{Plugins, Rejected, TypeEntry, short_version};
+pub use plugins::{Deployed, Origin, PluginFile, Plugins, Rejected, TypeEntry, short_version};
 pub use telemetry::SpanSink;
 pub use upgrade::{PinnedRun, UpgradeReport};

@@ -15,6 +15,16 @@
 //! its size and modification time held still for one scan (a file still
 //! being written is not loaded half-written), and a content that failed is
 //! reported once, not at every scan.
+//!
+//! A file can also arrive over the API ([`PluginDir::deploy`]): its bytes go
+//! through the same checks ([`PluginDir::check`], then the snapshot's type
+//! conflict check) and, only once they pass, are written into the directory
+//! atomically (a temporary file renamed into place), so that a deployed file
+//! survives a restart exactly like a copied one. Where each file came from
+//! (the directory, the API, another host) is kept in the snapshot; for the
+//! API that is remembered across restarts in `.deployed.json` beside the
+//! files (file name → version and time; an entry whose version no longer
+//! matches the file is ignored).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -25,7 +35,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
 use wasmflow_core::activation::{ComponentVersion, Sandbox};
-use wasmflow_core::model::WorkflowTypeSpec;
+use wasmflow_core::model::{WorkflowTypeSpec, now_ms};
 use wasmflow_core::{ErrorKind, WorkflowError};
 
 use crate::error::Error;
@@ -45,11 +55,62 @@ pub struct Rejected {
     pub reason: String,
 }
 
+/// Where a loaded plugin file came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Copied into the plugins directory.
+    Directory,
+    /// Deployed over the API (`POST /v1/plugins`, `wasmflow deploy`).
+    Api,
+    /// Deployed by another host of the shared database.
+    Fleet,
+}
+
+impl Origin {
+    /// The name on the wire: `directory`, `api` or `fleet`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Directory => "directory",
+            Origin::Api => "api",
+            Origin::Fleet => "fleet",
+        }
+    }
+}
+
 /// A loaded file.
 #[derive(Debug, Clone)]
 struct Loaded {
     component: Arc<ComponentVersion>,
     bytes: Arc<[u8]>,
+    origin: Origin,
+    /// When it arrived (deployed over the API) or was loaded here, ms since
+    /// the epoch.
+    since_ms: u64,
+}
+
+/// A plugin file of a snapshot, for listings.
+#[derive(Debug, Clone)]
+pub struct PluginFile {
+    pub file: PathBuf,
+    pub component: Arc<ComponentVersion>,
+    pub origin: Origin,
+    pub since_ms: u64,
+}
+
+/// What [`PluginDir::deploy`] did.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub file: PathBuf,
+    pub component: Arc<ComponentVersion>,
+    pub bytes: Arc<[u8]>,
+    /// The version the file had before, if it was replaced.
+    pub previous: Option<String>,
+    /// `false`: the file already had exactly this content; nothing changed.
+    pub changed: bool,
+    /// Where the file came from: the API, unless it already had this
+    /// content from elsewhere.
+    pub origin: Origin,
+    pub since_ms: u64,
 }
 
 /// What a plugins directory provides, at one moment.
@@ -94,6 +155,19 @@ impl Plugins {
             .find(|c| c.hash == hash)
     }
 
+    /// Every loaded file with where it came from, in name order.
+    pub fn plugin_files(&self) -> Vec<PluginFile> {
+        self.files
+            .iter()
+            .map(|(p, l)| PluginFile {
+                file: p.clone(),
+                component: l.component.clone(),
+                origin: l.origin,
+                since_ms: l.since_ms,
+            })
+            .collect()
+    }
+
     /// Every loaded file with its component and bytes, in name order.
     pub fn files(&self) -> impl Iterator<Item = (&Path, &Arc<ComponentVersion>, &Arc<[u8]>)> {
         self.files
@@ -125,6 +199,8 @@ impl Plugins {
         file: &Path,
         component: Arc<ComponentVersion>,
         bytes: Arc<[u8]>,
+        origin: Origin,
+        since_ms: u64,
     ) -> Result<Plugins, String> {
         if let Some((name, other)) = component.types.iter().find_map(|t| {
             self.types
@@ -148,8 +224,15 @@ impl Plugins {
                 },
             );
         }
-        next.files
-            .insert(file.to_owned(), Loaded { component, bytes });
+        next.files.insert(
+            file.to_owned(),
+            Loaded {
+                component,
+                bytes,
+                origin,
+                since_ms,
+            },
+        );
         Ok(next)
     }
 
@@ -192,6 +275,22 @@ pub struct PluginDir {
     /// in this directory); held while the snapshot is replaced, so that
     /// scans and deployments take turns.
     fleet: Mutex<HashSet<PathBuf>>,
+    /// Scans and deployments over the API take turns: a deployment checks,
+    /// writes and publishes its file while no scan looks.
+    turn: tokio::sync::Mutex<()>,
+    /// The files deployed over the API: file name → (version, when), as
+    /// kept in [`DEPLOYED_MANIFEST`].
+    deployed: Mutex<HashMap<String, (String, u64)>>,
+}
+
+/// The file beside the plugins that remembers which were deployed over the
+/// API, and when (not a `*.wasm`: scans do not look at it).
+pub const DEPLOYED_MANIFEST: &str = ".deployed.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ManifestEntry {
+    version: String,
+    at_ms: u64,
 }
 
 #[derive(Default)]
@@ -206,12 +305,15 @@ struct ScanState {
 
 impl PluginDir {
     pub fn new(dir: PathBuf, memory: HashMap<String, usize>) -> Self {
+        let deployed = read_manifest(&dir);
         PluginDir {
             dir,
             memory,
             current: ArcSwap::from_pointee(Plugins::default()),
             scan: Mutex::new(ScanState::default()),
             fleet: Mutex::new(HashSet::new()),
+            turn: tokio::sync::Mutex::new(()),
+            deployed: Mutex::new(deployed),
         }
     }
 
@@ -228,6 +330,7 @@ impl PluginDir {
     /// changed files at once (the first scan) instead of waiting for them to
     /// hold still for one scan. Only an unreadable directory is an error.
     pub async fn scan(&self, sandbox: &dyn Sandbox, eager: bool) -> Result<ScanReport, Error> {
+        let _turn = self.turn.lock().await;
         let stamps = self.stamps()?;
         let (to_load, removed) = {
             let mut state = self.scan.lock().map_err(|_| poisoned())?;
@@ -326,39 +429,16 @@ impl PluginDir {
             self.mark_handled(path, stamp)?;
             return Ok(Load::Unchanged);
         }
-        let cap = path
-            .file_name()
-            .and_then(|n| self.memory.get(n.to_string_lossy().as_ref()).copied());
-        let component = match sandbox.load(bytes.clone(), cap).await {
-            Ok(component) => Arc::new(component),
-            Err(e) => return self.reject(path, stamp, &hash, e.0),
+        let component = match self.check(sandbox, path, bytes.clone()).await {
+            Ok(component) => component,
+            Err(reason) => return self.reject(path, stamp, &hash, reason),
         };
-        {
-            let mut fleet = self.fleet.lock().map_err(|_| poisoned())?;
-            let next = match self
-                .snapshot()
-                .with_file(path, component.clone(), bytes.clone())
-            {
-                Ok(next) => next,
-                Err(reason) => {
-                    drop(fleet);
-                    return self.reject(path, stamp, &hash, reason);
-                }
-            };
-            // This directory's file now, whoever deployed the name before.
-            fleet.remove(path);
-            self.current.store(Arc::new(next));
+        let (origin, since_ms) = self.origin_of(path, &hash);
+        if let Err(reason) = self.publish(path, &component, &bytes, origin, since_ms, false) {
+            return self.reject(path, stamp, &hash, reason);
         }
         self.mark_handled(path, stamp)?;
-        for t in &component.types {
-            tracing::info!(
-                file = %path.display(),
-                workflow_type = %t.name,
-                version = %short_version(&component.hash),
-                load_ms = started.elapsed().as_millis() as u64,
-                "workflow type loaded"
-            );
-        }
+        log_loaded(path, &component, started);
         Ok(Load::Loaded((path.to_owned(), component, bytes)))
     }
 
@@ -386,9 +466,12 @@ impl PluginDir {
         {
             return Ok(false);
         }
-        let next = current.with_file(&path, component.clone(), bytes)?;
+        let next = current.with_file(&path, component.clone(), bytes, Origin::Fleet, now_ms())?;
+        let previous = current.files.get(&path).map(|l| l.component.hash.clone());
         fleet.insert(path.clone());
         self.current.store(Arc::new(next));
+        drop(fleet);
+        log_live(&path, &component, previous.as_deref());
         for t in &component.types {
             tracing::info!(
                 %file,
@@ -398,6 +481,193 @@ impl PluginDir {
             );
         }
         Ok(true)
+    }
+
+    /// The one check of a plugin file's content, wherever it comes from (the
+    /// directory, the API): it loads as a workflow component (the sandbox's
+    /// checks: wasm, a component, the world, imports, `describe`), with the
+    /// memory cap of its file name. `Err`: the reason, as the log, `types`
+    /// and the API show it.
+    pub async fn check(
+        &self,
+        sandbox: &dyn Sandbox,
+        path: &Path,
+        bytes: Arc<[u8]>,
+    ) -> Result<Arc<ComponentVersion>, String> {
+        let cap = path
+            .file_name()
+            .and_then(|n| self.memory.get(n.to_string_lossy().as_ref()).copied());
+        sandbox
+            .load(bytes, cap)
+            .await
+            .map(Arc::new)
+            .map_err(|e| e.0)
+    }
+
+    /// Make `component` the version of `path` in the snapshot, unless a
+    /// type of it is another file's (`Err`: why). `dry_run`: only check.
+    fn publish(
+        &self,
+        path: &Path,
+        component: &Arc<ComponentVersion>,
+        bytes: &Arc<[u8]>,
+        origin: Origin,
+        since_ms: u64,
+        dry_run: bool,
+    ) -> Result<(), String> {
+        let mut fleet = self
+            .fleet
+            .lock()
+            .map_err(|_| "a plugins lock was poisoned".to_owned())?;
+        let current = self.snapshot();
+        let next = current.with_file(path, component.clone(), bytes.clone(), origin, since_ms)?;
+        if dry_run {
+            return Ok(());
+        }
+        let previous = current.files.get(path).map(|l| l.component.hash.clone());
+        // This directory's file now, whoever deployed the name before.
+        fleet.remove(path);
+        self.current.store(Arc::new(next));
+        drop(fleet);
+        log_live(path, component, previous.as_deref());
+        Ok(())
+    }
+
+    /// Where the file at `path` with content `hash` came from: the API if
+    /// the manifest says it deployed exactly this, else the directory.
+    fn origin_of(&self, path: &Path, hash: &str) -> (Origin, u64) {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let deployed = name.and_then(|name| {
+            let deployed = self.deployed.lock().ok()?;
+            deployed
+                .get(&name)
+                .filter(|(version, _)| version == hash)
+                .map(|(_, at_ms)| *at_ms)
+        });
+        match deployed {
+            Some(at_ms) => (Origin::Api, at_ms),
+            None => (Origin::Directory, now_ms()),
+        }
+    }
+
+    /// Deploy plugin file `file` (a bare `*.wasm` file name) with content
+    /// `bytes`, as over the API: checked exactly as a file of the directory
+    /// (the same checks, the same reasons), and only then written into the
+    /// directory (atomically: a temporary file renamed into place) and
+    /// published; its types are startable when this returns. A rejected
+    /// content writes nothing and changes nothing. Replacing a file keeps
+    /// the runs pinned to its old version on it.
+    pub async fn deploy(
+        &self,
+        sandbox: &dyn Sandbox,
+        file: &str,
+        bytes: Arc<[u8]>,
+    ) -> Result<Deployed, Error> {
+        let started = Instant::now();
+        let rejected = |reason: String| {
+            tracing::warn!(%file, %reason, "plugin upload rejected; nothing changed");
+            Error::PluginRejected {
+                file: file.to_owned(),
+                reason,
+            }
+        };
+        if file.starts_with('.') {
+            return Err(rejected(format!(
+                "`{file}` is not a plugin file name: it must not begin with `.`"
+            )));
+        }
+        let path = self.fleet_path(file).map_err(rejected)?;
+        let _turn = self.turn.lock().await;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        if let Some(l) = self.snapshot().files.get(&path)
+            && l.component.hash == hash
+        {
+            return Ok(Deployed {
+                file: path,
+                component: l.component.clone(),
+                bytes: l.bytes.clone(),
+                previous: None,
+                changed: false,
+                origin: l.origin,
+                since_ms: l.since_ms,
+            });
+        }
+        let component = self
+            .check(sandbox, &path, bytes.clone())
+            .await
+            .map_err(rejected)?;
+        let at_ms = now_ms();
+        // The type conflict check before anything is written.
+        self.publish(&path, &component, &bytes, Origin::Api, at_ms, true)
+            .map_err(rejected)?;
+        let previous = self
+            .snapshot()
+            .files
+            .get(&path)
+            .map(|l| l.component.hash.clone());
+        let tmp = self.dir.join(format!(".{file}.upload"));
+        let written = write_synced(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(source) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::PluginWrite { path, source });
+        }
+        sync_dir(&self.dir);
+        if let Err(reason) = self.publish(&path, &component, &bytes, Origin::Api, at_ms, false) {
+            // Only another host's deployment can have come in between.
+            let _ = std::fs::remove_file(&path);
+            return Err(rejected(reason));
+        }
+        // The scans take the file as loaded.
+        if let Ok(meta) = std::fs::metadata(&path) {
+            let stamp = Stamp {
+                len: meta.len(),
+                modified: meta.modified().ok(),
+            };
+            let mut state = self.scan.lock().map_err(|_| poisoned())?;
+            state.handled.insert(path.clone(), stamp);
+            state.last.insert(path.clone(), stamp);
+        }
+        self.remember(file, &hash, at_ms);
+        log_loaded(&path, &component, started);
+        Ok(Deployed {
+            file: path,
+            component,
+            bytes,
+            previous,
+            changed: true,
+            origin: Origin::Api,
+            since_ms: at_ms,
+        })
+    }
+
+    /// Note in the manifest that `file` was deployed at `hash`.
+    fn remember(&self, file: &str, hash: &str, at_ms: u64) {
+        let Ok(mut deployed) = self.deployed.lock() else {
+            return;
+        };
+        deployed.insert(file.to_owned(), (hash.to_owned(), at_ms));
+        let manifest: BTreeMap<&str, ManifestEntry> = deployed
+            .iter()
+            .map(|(f, (v, at))| {
+                (
+                    f.as_str(),
+                    ManifestEntry {
+                        version: v.clone(),
+                        at_ms: *at,
+                    },
+                )
+            })
+            .collect();
+        let written = serde_json::to_vec_pretty(&manifest)
+            .map_err(std::io::Error::other)
+            .and_then(|text| {
+                let tmp = self.dir.join(format!("{DEPLOYED_MANIFEST}.tmp"));
+                write_synced(&tmp, &text)?;
+                std::fs::rename(&tmp, self.dir.join(DEPLOYED_MANIFEST))
+            });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot note a deployed plugin in {DEPLOYED_MANIFEST}; after a restart it shows as from the directory");
+        }
     }
 
     /// Another host's directory lost plugin file `file`: if it is here only
@@ -467,6 +737,77 @@ enum Load {
         first: bool,
     },
     Unchanged,
+}
+
+/// The log lines of a file that was loaded: one per type.
+fn log_loaded(path: &Path, component: &ComponentVersion, started: Instant) {
+    for t in &component.types {
+        tracing::info!(
+            file = %path.display(),
+            workflow_type = %t.name,
+            version = %short_version(&component.hash),
+            load_ms = started.elapsed().as_millis() as u64,
+            "workflow type loaded"
+        );
+    }
+}
+
+/// The log line of a file whose version new runs now get; `previous`: the
+/// version it replaced.
+fn log_live(path: &Path, component: &ComponentVersion, previous: Option<&str>) {
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let types: Vec<&str> = component.types.iter().map(|t| t.name.as_str()).collect();
+    let version = short_version(&component.hash);
+    let types = types.join(", ");
+    match previous {
+        Some(previous) => tracing::info!(
+            %file, %version, previous = %short_version(previous), %types,
+            "plugin {file} version {version} is live for types {types} (replacing version {})",
+            short_version(previous)
+        ),
+        None => tracing::info!(
+            %file, %version, %types,
+            "plugin {file} version {version} is live for types {types}"
+        ),
+    }
+}
+
+/// Write `bytes` to `path` and flush them to disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Flush a directory's entries (a rename) to disk, where the platform can.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// The files deployed over the API, from the manifest; none if it is
+/// missing or unreadable (then they show as from the directory).
+fn read_manifest(dir: &Path) -> HashMap<String, (String, u64)> {
+    let path = dir.join(DEPLOYED_MANIFEST);
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(_) => return HashMap::new(),
+    };
+    match serde_json::from_slice::<BTreeMap<String, ManifestEntry>>(&text) {
+        Ok(entries) => entries
+            .into_iter()
+            .map(|(f, e)| (f, (e.version, e.at_ms)))
+            .collect(),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read the deployed plugins' manifest; they show as from the directory");
+            HashMap::new()
+        }
+    }
 }
 
 fn poisoned() -> Error {

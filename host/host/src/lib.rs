@@ -48,8 +48,8 @@ pub use wasmflow_core::{
 };
 pub use wasmflow_core::{grant, journal};
 pub use wasmflow_engine::{
-    Admin, Error, Host, PinnedRun, Plugins, Rejected, Result, RunTree, StartOptions, Started,
-    TypeEntry, UpgradeReport, short_version,
+    Admin, Deployed, Error, Host, Origin, PinnedRun, PluginFile, Plugins, Rejected, Result,
+    RunTree, StartOptions, Started, TypeEntry, UpgradeReport, short_version,
 };
 pub use wasmflow_sandbox as sandbox;
 pub use wasmflow_storage::{

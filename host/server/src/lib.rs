@@ -29,9 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use wasmflow_api as api;
 use wasmflow_host::{
-    Error, ErrorKind, HandlerSpec, HistoryRecord, Host, InboxEntry, InboxKind, LiveVersion,
-    Plugins, RunFilter, RunId, RunRecord, RunStatus, RunTree, StartOptions, StorageError,
-    UpgradeReport, WorkflowError, json_value,
+    Deployed, Error, ErrorKind, HandlerSpec, HistoryRecord, Host, InboxEntry, InboxKind,
+    LiveVersion, Origin, PluginFile, Plugins, RunFilter, RunId, RunRecord, RunStatus, RunTree,
+    StartOptions, StorageError, UpgradeReport, WorkflowError, json_value,
 };
 
 /// Every route, as `(method, path)`; `openapi.json` documents exactly these.
@@ -52,6 +52,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/runs/{run_id}"),
     ("GET", "/v1/types"),
     ("POST", "/v1/types/{type}/upgrade"),
+    ("POST", "/v1/plugins"),
+    ("GET", "/v1/plugins"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/metrics"),
     ("GET", "/healthz"),
@@ -90,6 +92,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// The largest request body, in bytes; larger is a 413.
     pub max_request_bytes: usize,
+    /// The largest body of `POST /v1/plugins` (a component), in bytes;
+    /// larger is a 413.
+    pub max_plugin_bytes: usize,
 }
 
 impl ServerConfig {
@@ -101,6 +106,8 @@ impl ServerConfig {
     pub const MAX_CONNECTIONS: usize = 256;
     /// Default of [`ServerConfig::max_request_bytes`].
     pub const MAX_REQUEST_BYTES: usize = 2 << 20;
+    /// Default of [`ServerConfig::max_plugin_bytes`]: 64 MiB.
+    pub const MAX_PLUGIN_BYTES: usize = 64 << 20;
 
     /// Every setting at its default, no token.
     pub fn new() -> Self {
@@ -110,13 +117,14 @@ impl ServerConfig {
             body_timeout: Self::BODY_TIMEOUT,
             max_connections: Self::MAX_CONNECTIONS,
             max_request_bytes: Self::MAX_REQUEST_BYTES,
+            max_plugin_bytes: Self::MAX_PLUGIN_BYTES,
         }
     }
 
     /// Refuse a setting out of range: an empty token (or one with
     /// whitespace or control characters, which no header can carry), a
     /// timeout of zero or over an hour, no connections or more than a
-    /// million, a request body limit under 1 KiB or over 1 GiB.
+    /// million, a request body (or plugin) limit under 1 KiB or over 1 GiB.
     pub fn check(&self) -> Result<(), ServeError> {
         let invalid = |setting: &'static str, reason: String| {
             Err(ServeError::InvalidSetting { setting, reason })
@@ -151,14 +159,16 @@ impl ServerConfig {
                 format!("{} is not between 1 and 1000000", self.max_connections),
             );
         }
-        if !(1 << 10..=1 << 30).contains(&self.max_request_bytes) {
-            return invalid(
-                "max_request_bytes",
-                format!(
-                    "{} is not between 1024 (1 KiB) and 1073741824 (1 GiB)",
-                    self.max_request_bytes
-                ),
-            );
+        for (setting, value) in [
+            ("max_request_bytes", self.max_request_bytes),
+            ("max_plugin_bytes", self.max_plugin_bytes),
+        ] {
+            if !(1 << 10..=1 << 30).contains(&value) {
+                return invalid(
+                    setting,
+                    format!("{value} is not between 1024 (1 KiB) and 1073741824 (1 GiB)"),
+                );
+            }
         }
         Ok(())
     }
@@ -194,6 +204,7 @@ struct Api {
 struct Limits {
     body_timeout: Duration,
     max_request_bytes: usize,
+    max_plugin_bytes: usize,
 }
 
 /// The API's router over `host`, with `config`'s token and request limits
@@ -211,6 +222,7 @@ pub fn router(host: Arc<Host>, config: &ServerConfig, stopping: CancellationToke
     let limits = Limits {
         body_timeout: config.body_timeout,
         max_request_bytes: config.max_request_bytes,
+        max_plugin_bytes: config.max_plugin_bytes,
     };
     Router::new()
         .route("/v1/workflows", post(start).get(list))
@@ -228,6 +240,7 @@ pub fn router(host: Arc<Host>, config: &ServerConfig, stopping: CancellationToke
         .route("/v1/runs/{run_id}", get(run_by_id))
         .route("/v1/types", get(types))
         .route("/v1/types/{type}/upgrade", post(upgrade))
+        .route("/v1/plugins", post(deploy).get(plugins))
         .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -403,6 +416,21 @@ impl From<Error> for ApiError {
             Error::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ShuttingDown", message)
             }
+            Error::PluginRejected { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "PluginRejected", message)
+            }
+            Error::NoPluginsDir => {
+                ApiError::new(StatusCode::CONFLICT, "NoPluginsDirectory", message)
+            }
+            Error::UnknownVersion { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "UnknownVersion", message)
+            }
+            Error::AmbiguousVersion { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "AmbiguousVersion", message)
+            }
+            Error::VersionWithoutType { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "VersionWithoutType", message)
+            }
             // Nothing of the request was applied (or, for a commit whose
             // answer was lost, the run's sequence guard settles it): the
             // client tries again once the database is back.
@@ -560,14 +588,18 @@ fn kind_of(status: StatusCode) -> &'static str {
 /// connection: what is left of the body is not read.
 async fn read_body(State(limits): State<Limits>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
+    // A component is larger than any JSON request: its own limit.
+    let (limit, setting) =
+        if parts.method == axum::http::Method::POST && parts.uri.path() == "/v1/plugins" {
+            (limits.max_plugin_bytes, "max_plugin_bytes")
+        } else {
+            (limits.max_request_bytes, "max_request_bytes")
+        };
     let too_large = || {
         closing(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLarge",
-            format!(
-                "the request body is larger than {} bytes (`max_request_bytes`)",
-                limits.max_request_bytes
-            ),
+            format!("the request body is larger than {limit} bytes (`{setting}`)"),
         ))
     };
     let declared = parts
@@ -575,10 +607,10 @@ async fn read_body(State(limits): State<Limits>, request: Request, next: Next) -
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_request_bytes as u64) {
+    if declared.is_some_and(|n| n > limit as u64) {
         return too_large();
     }
-    let reading = Limited::new(body, limits.max_request_bytes).collect();
+    let reading = Limited::new(body, limit).collect();
     let bytes = match tokio::time::timeout(limits.body_timeout, reading).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
@@ -736,6 +768,9 @@ async fn start(State(api): State<Api>, bytes: Bytes) -> ApiResult {
     match req.on_conflict.unwrap_or_default() {
         api::OnConflict::Error => {}
         api::OnConflict::ReturnExisting => options = options.return_existing(),
+    }
+    if let Some(version) = req.version {
+        options = options.version(version);
     }
     let input = match req.input {
         Some(input) => input.to_string(),
@@ -1068,6 +1103,110 @@ async fn upgrade(State(api): State<Api>, Path(workflow_type): Path<String>) -> A
     Ok(axum::Json(upgrade_view(&report)).into_response())
 }
 
+/// `POST /v1/plugins?name=FILE.wasm`, the body a component.
+async fn deploy(
+    State(api): State<Api>,
+    Query(q): Query<api::DeployQuery>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/wasm") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("a plugin is sent as `Content-Type: application/wasm`, not `{content_type}`"),
+        ));
+    }
+    let name = q.name.ok_or_else(|| {
+        ApiError::bad_input(
+            "`name` is missing: the plugin file's name, e.g. `?name=order-payment.wasm`",
+        )
+    })?;
+    let deployed = api.host.deploy(&name, bytes.to_vec()).await?;
+    let status = if deployed.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(deployed_view(&deployed))).into_response())
+}
+
+/// `GET /v1/plugins`.
+async fn plugins(State(api): State<Api>) -> ApiResult {
+    Ok(axum::Json(plugins_view(&api.host.plugins())).into_response())
+}
+
+fn origin_view(origin: Origin) -> api::PluginOrigin {
+    match origin {
+        Origin::Directory => api::PluginOrigin::Directory,
+        Origin::Api => api::PluginOrigin::Api,
+        Origin::Fleet => api::PluginOrigin::Fleet,
+    }
+}
+
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// A plugin file as the API shows it.
+pub fn plugin_view(file: &PluginFile) -> api::PluginView {
+    api::PluginView {
+        file: file_name(&file.file),
+        version: file.component.hash.clone(),
+        types: file
+            .component
+            .types
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
+        origin: origin_view(file.origin),
+        since_ms: file.since_ms,
+    }
+}
+
+/// `GET /v1/plugins` (and `wasmflow plugins --json`).
+pub fn plugins_view(plugins: &Plugins) -> api::PluginsView {
+    api::PluginsView {
+        plugins: plugins.plugin_files().iter().map(plugin_view).collect(),
+        rejected: plugins
+            .rejected()
+            .iter()
+            .map(|r| api::RejectedPlugin {
+                file: r.file.display().to_string(),
+                reason: r.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// What a deployment did.
+pub fn deployed_view(deployed: &Deployed) -> api::DeployedView {
+    api::DeployedView {
+        plugin: api::PluginView {
+            file: file_name(&deployed.file),
+            version: deployed.component.hash.clone(),
+            types: deployed
+                .component
+                .types
+                .iter()
+                .map(|t| t.name.clone())
+                .collect(),
+            origin: origin_view(deployed.origin),
+            since_ms: deployed.since_ms,
+        },
+        changed: deployed.changed,
+        previous_version: deployed.previous.clone(),
+    }
+}
+
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
@@ -1316,7 +1455,14 @@ mod tests {
     #[test]
     fn server_settings_out_of_range_are_named() {
         assert!(ServerConfig::new().check().is_ok());
-        let cases: [(ServerConfig, &str); 7] = [
+        let cases: [(ServerConfig, &str); 8] = [
+            (
+                ServerConfig {
+                    max_plugin_bytes: 100,
+                    ..ServerConfig::new()
+                },
+                "max_plugin_bytes",
+            ),
             (
                 ServerConfig {
                     token: Some(String::new()),
