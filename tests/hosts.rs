@@ -314,7 +314,16 @@ fn every_client_command_works_against_any_host() {
 
     // Started on A, looked at and sent to on B, awaited on A meanwhile.
     cli(&a, &["start", "Order", "--id", "o1", "--input", order]);
-    assert!(cli(&b, &["status", "o1"]).contains("waiting"));
+    // The start answers once the run exists; its start activation may
+    // still be running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cli(&b, &["status", "o1"]).contains("waiting") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "o1 waits for its event, seen from B"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_wasmflow"))
         .args(["result", "o1", "--wait", "--addr", &a])
         .env_remove("WASMFLOW_TOKEN")

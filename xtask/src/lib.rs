@@ -12,6 +12,7 @@
 pub mod fuzz;
 pub mod layers;
 pub mod postgres;
+pub mod readme;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -15,6 +15,9 @@
 //! - `postgres`: start a throw-away PostgreSQL server on loopback and print
 //!   its URL, for running PostgreSQL tests by hand
 //!   (`WASMFLOW_TEST_POSTGRES=<url> cargo test ...`); Enter stops it.
+//! - `readme`: build the `wasmflow` binary, then run README's "Writing a
+//!   workflow" commands and files in a fresh temp dir against it
+//!   (`xtask::readme`); `test` runs the same check.
 //! - `fuzz [TARGET] [--seconds N]`: coverage-guided fuzzing of the host's
 //!   doors with libFuzzer (`xtask::fuzz`).
 
@@ -33,16 +36,18 @@ fn main() -> ExitCode {
         Some("layers") => xtask::layers::check(&workspace_root()),
         Some("postgres") => postgres(),
         Some("fuzz") => xtask::fuzz::fuzz(&args[1..]),
+        Some("readme") => readme(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <guests | demo | test | bench | layers | postgres | fuzz>\n\n\
+                "usage: cargo xtask <guests | demo | test | bench | layers | postgres | fuzz | readme>\n\n\
                  guests  build the example and test guest components\n\
                  demo    build everything and run the demo workflow\n\
                  test    fmt check, clippy and the whole test suite\n\
                  bench   the benchmark (prints the figures)\n\
                  layers  check the crates' dependency rules\n\
                  postgres  start a throw-away PostgreSQL server for the tests\n\
-                 fuzz    [TARGET] [--seconds N]: libFuzzer on the host's doors"
+                 fuzz    [TARGET] [--seconds N]: libFuzzer on the host's doors\n\
+                 readme  run README's \"Writing a workflow\" steps in a temp dir"
             );
             return ExitCode::from(2);
         }
@@ -200,6 +205,20 @@ impl Drop for Payments {
     }
 }
 
+/// Build the `wasmflow` binary (target/debug), then check README's
+/// "Writing a workflow" against it.
+fn readme() -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "--package",
+        "wasmflow-cli",
+        "--bin",
+        "wasmflow",
+    ]))?;
+    xtask::readme::check()
+}
+
 fn postgres() -> Result<()> {
     let cluster = xtask::postgres::Cluster::start()?;
     println!("{}={}", xtask::postgres::URL_ENV, cluster.url());
@@ -231,6 +250,9 @@ fn test(extra: &[String]) -> Result<()> {
     build.args(["test", "--workspace", "--all-targets", "--no-run"]);
     lint(&mut build);
     run(&mut build).context("a lint failed or a test target does not build")?;
+    // That build made target/debug/wasmflow: README's "Writing a workflow",
+    // copy-pasted into a temp dir, runs against it.
+    xtask::readme::check()?;
     // The PostgreSQL backend's tests run against a throw-away server on
     // loopback, stopped (and its data deleted) when the tests end.
     let postgres = match std::env::var(xtask::postgres::URL_ENV) {
