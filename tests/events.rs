@@ -15,7 +15,8 @@ async fn events_wait_in_the_inbox_during_a_step_and_run_oldest_first() {
     let run = host
         .start(
             "Inbox",
-            r#"{"busy_ms": 400}"#,
+            // Long enough for the sends below on a loaded machine.
+            r#"{"busy_ms": 1500}"#,
             StartOptions::new().workflow_id("inbox"),
         )
         .await
