@@ -28,7 +28,7 @@ use wasmflow_core::RunStatus;
 use wasmflow_core::activation::StoreMap;
 use wasmflow_core::journal::Journal;
 use wasmflow_core::model::{HistoryEvent, RunId};
-use wasmflow_core::plan::{InboxKind, Timer};
+use wasmflow_core::plan::Timer;
 use wasmflow_storage::{
     Anchors, HistoryRecord, InboxEntry, ListPosition, LiveVersion, Quotas, RunFilter, RunRecord,
     Storage, StorageError, Write, Written, rules,
@@ -573,16 +573,7 @@ impl Storage for SqliteStorage {
             let mut entries = Vec::new();
             for row in rows {
                 let (id, name, payload, notice) = row?;
-                entries.push(InboxEntry {
-                    id,
-                    name,
-                    payload: stored_json(&payload, "inbox payload")?,
-                    kind: if notice {
-                        InboxKind::Notice
-                    } else {
-                        InboxKind::Event
-                    },
-                });
+                entries.push(tx::inbox_entry(id, name, &payload, notice)?);
             }
             Ok(entries)
         })

@@ -18,6 +18,25 @@ pub(crate) struct SqliteTx<'a, 'c> {
     pub tx: &'a Transaction<'c>,
 }
 
+/// An inbox row as an entry.
+pub(crate) fn inbox_entry(
+    id: i64,
+    name: String,
+    payload: &str,
+    notice: bool,
+) -> Result<InboxEntry, StorageError> {
+    Ok(InboxEntry {
+        id,
+        name,
+        payload: stored_json(payload, "inbox payload")?,
+        kind: if notice {
+            InboxKind::Notice
+        } else {
+            InboxKind::Event
+        },
+    })
+}
+
 fn db(e: rusqlite::Error) -> StorageError {
     SqlError::from(e).into()
 }
@@ -306,16 +325,7 @@ impl RunTx for SqliteTx<'_, '_> {
         let Some((id, name, payload, notice)) = oldest else {
             return Ok(None);
         };
-        Ok(Some(InboxEntry {
-            id,
-            name,
-            payload: stored_json(&payload, "inbox payload")?,
-            kind: if notice {
-                InboxKind::Notice
-            } else {
-                InboxKind::Event
-            },
-        }))
+        inbox_entry(id, name, &payload, notice).map(Some)
     }
 
     fn inbox_remove(&mut self, entry_id: i64) -> Result<(), StorageError> {
