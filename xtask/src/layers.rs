@@ -117,6 +117,12 @@ const RULES: &[Rule] = &[
         why: "the server talks to a Host, not to its parts",
     },
     Rule {
+        krate: "wasmflow-testing",
+        forbidden: &[WASMTIME, SQLITE, POSTGRES, MIGRATIONS, HTTP],
+        direct: true,
+        why: "the test harness drives a Host (wasmflow-host), not its parts",
+    },
+    Rule {
         krate: "wasmflow-cli",
         forbidden: &[WASMTIME, SQLITE, POSTGRES, MIGRATIONS, &["axum"]],
         direct: true,
@@ -146,6 +152,7 @@ const MODULE_CRATES: &[&str] = &[
     "host/sandbox",
     "host/engine",
     "host/host",
+    "host/testing",
     "host/api",
     "host/server",
     "host/cli",

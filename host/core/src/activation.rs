@@ -134,6 +134,37 @@ pub trait HostServices: Send + Sync + 'static {
         sequence: u64,
         entries: Vec<JournalEntry>,
     ) -> BoxFuture<'_, Result<(), ServiceError>>;
+
+    /// The time of runs now, in milliseconds since the Unix epoch (the
+    /// guest's `now`, task attempts' times, retry due times): the host's
+    /// [`crate::clock::Clock`]; the system clock by default.
+    fn now_ms(&self) -> u64 {
+        crate::model::now_ms()
+    }
+
+    /// The outcome a test stubbed for task `task` of runs of
+    /// `workflow_type` ([`TaskStubs`]): the sandbox records it as the task's
+    /// attempt without running the task, and the task returns it, as a
+    /// recorded outcome is returned on re-execution. `None` (always, in a
+    /// real host): the task runs.
+    fn stubbed_task(&self, workflow_type: &str, task: &str) -> Option<crate::journal::TaskResult> {
+        let _ = (workflow_type, task);
+        None
+    }
+
+    /// Whether a task's retry delay may be waited for inside the
+    /// activation (time passes by itself); `false`: the run parks until the
+    /// retry is due.
+    fn waits_in_activation(&self) -> bool {
+        true
+    }
+}
+
+/// Outcomes of tasks, by workflow type and task name, that a test harness
+/// gives instead of running the tasks ([`HostServices::stubbed_task`]).
+pub trait TaskStubs: Send + Sync + std::fmt::Debug + 'static {
+    /// The outcome of task `task` of a run of `workflow_type`; `None`: run it.
+    fn outcome(&self, workflow_type: &str, task: &str) -> Option<crate::journal::TaskResult>;
 }
 
 /// A line the guest logged (through `log`, or on stdout/stderr).

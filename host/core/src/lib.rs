@@ -64,6 +64,7 @@
 //! This crate knows neither wasmtime nor SQL nor HTTP; Cargo keeps it so.
 
 pub mod activation;
+pub mod clock;
 pub mod error;
 pub mod grant;
 pub mod journal;

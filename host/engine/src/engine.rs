@@ -28,10 +28,11 @@ use tracing::Instrument;
 use wasmflow_core::activation::{
     ActivationOutcome, ActivationRequest, BoxFuture, ChildRequest, ChildResolution,
     ComponentVersion, HostServices, ParentIdentity, RunIdentity, Sandbox, ServiceError, StoreMap,
-    entry_bytes,
+    TaskStubs, entry_bytes,
 };
+use wasmflow_core::clock::Clock;
 use wasmflow_core::grant::{GrantTable, Grants};
-use wasmflow_core::journal::{Journal, JournalEntry};
+use wasmflow_core::journal::{Journal, JournalEntry, TaskResult};
 use wasmflow_core::model::{HistoryEvent, Pending, RunId, WorkflowTypeSpec, json_null, now_ms};
 use wasmflow_core::plan::{NewRun, NextState, Timer, plan};
 use wasmflow_core::{ErrorKind, HandlerKind, RunStatus, WorkflowError};
@@ -61,6 +62,27 @@ pub struct EngineConfig {
     /// Where the spans of runs, activations and tasks go; `None`: no
     /// spans are made.
     pub spans: Option<SpanSink>,
+    /// The time of runs: what timers, workflow timeouts, task retry delays
+    /// and the guest's `now` read ([`SystemClock`] in a real host).
+    pub clock: Arc<dyn Clock>,
+    /// Task outcomes a test harness gives instead of running the tasks;
+    /// `None` in a real host.
+    pub task_stubs: Option<Arc<dyn TaskStubs>>,
+}
+
+/// The system clock: time passes by itself, timers sleep on tokio's.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    fn sleep_until(&self, due_ms: u64) -> BoxFuture<'static, ()> {
+        let wait = Duration::from_millis(due_ms.saturating_sub(now_ms()));
+        Box::pin(tokio::time::sleep(wait))
+    }
 }
 
 /// The scheduling core behind a [`crate::Host`].
@@ -82,6 +104,9 @@ pub(crate) struct Engine {
     metrics: Metrics,
     /// The span emitter, with a span sink.
     spans: Option<Arc<Spans>>,
+    /// The time of runs.
+    clock: Arc<dyn Clock>,
+    task_stubs: Option<Arc<dyn TaskStubs>>,
     /// Runs with a driver; `true` when it should look at the run again.
     drivers: Mutex<HashMap<RunId, Driver>>,
     /// Callers waiting for runs to end.
@@ -117,6 +142,8 @@ impl Engine {
             version_files: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             spans: config.spans.map(Spans::new),
+            clock: config.clock,
+            task_stubs: config.task_stubs,
             drivers: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             versions: Mutex::new(HashMap::new()),
@@ -141,6 +168,11 @@ impl Engine {
 
     pub(crate) fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
+    }
+
+    /// The time of runs now.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
@@ -923,7 +955,7 @@ async fn run_until_parked(
             // storage.
             return Parked::Reload;
         }
-        let at_ms = now_ms();
+        let at_ms = inner.clock.now_ms();
         let plan = plan(
             &live.spec,
             live.run_id,
@@ -1149,16 +1181,15 @@ pub(crate) fn arm_timer(inner: &Arc<Engine>, run_id: RunId, seq: u64, timer: Tim
     let task_inner = inner.clone();
     inner.tasks.spawn(async move {
         let inner = task_inner;
-        let wait = Duration::from_millis(timer.due_ms.saturating_sub(now_ms()));
         tokio::select! {
             _ = inner.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = inner.clock.sleep_until(timer.due_ms) => {}
         }
         if timer.retry {
             // A task's retry is due: the kept activation runs again.
             match inner
                 .storage
-                .reexecute(run_id, Resume::RetryDue { seq }, now_ms())
+                .reexecute(run_id, Resume::RetryDue { seq }, inner.clock.now_ms())
                 .await
             {
                 Ok(Ok(_)) => wake(&inner, run_id, None),
@@ -1175,7 +1206,7 @@ pub(crate) fn arm_timer(inner: &Arc<Engine>, run_id: RunId, seq: u64, timer: Tim
             }),
             None => NextState::Failed(Timer::wait_timeout(run_id)),
         };
-        let mut commit = StateCommit::new(run_id, seq, next, now_ms());
+        let mut commit = StateCommit::new(run_id, seq, next, inner.clock.now_ms());
         commit.history.push(HistoryEvent::TimerFired {
             on_timeout: timer.on_timeout,
         });
@@ -1195,12 +1226,15 @@ pub(crate) fn arm_deadline(inner: &Arc<Engine>, run_id: RunId, due_ms: u64) {
     let task_inner = inner.clone();
     inner.tasks.spawn(async move {
         let inner = task_inner;
-        let wait = Duration::from_millis(due_ms.saturating_sub(now_ms()));
         tokio::select! {
             _ = inner.shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = inner.clock.sleep_until(due_ms) => {}
         }
-        match inner.storage.expire(run_id, now_ms().max(due_ms)).await {
+        match inner
+            .storage
+            .expire(run_id, inner.clock.now_ms().max(due_ms))
+            .await
+        {
             Ok(effects) => apply_effects(&inner, effects),
             Err(e) => tracing::error!(%run_id, error = %e, "workflow timeout could not fire"),
         }
@@ -1328,7 +1362,7 @@ impl HostServices for Engine {
             let traced = self.spans.as_ref().map(|spans| (spans, entries.clone()));
             match self
                 .storage
-                .record(run_id, sequence, entries, now_ms())
+                .record(run_id, sequence, entries, self.clock.now_ms())
                 .await
             {
                 Ok(true) => {
@@ -1341,6 +1375,18 @@ impl HostServices for Engine {
                 Err(e) => Err(ServiceError::host(e)),
             }
         })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn waits_in_activation(&self) -> bool {
+        self.clock.passes_by_itself()
+    }
+
+    fn stubbed_task(&self, workflow_type: &str, task: &str) -> Option<TaskResult> {
+        self.task_stubs.as_ref()?.outcome(workflow_type, task)
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use wasmflow_core::activation::{ActivationRequest, RunIdentity, Sandbox, entry_bytes};
 use wasmflow_core::model::{
-    Directive, Json, Pending, RunId, WorkflowTypeSpec, check_id, json_value, now_ms, parse_json,
+    Directive, Json, Pending, RunId, WorkflowTypeSpec, check_id, json_value, parse_json,
 };
 use wasmflow_core::plan::{Delivery, InboxKind, NewRun};
 use wasmflow_core::{ErrorKind, HandlerKind, WorkflowError};
@@ -193,7 +193,7 @@ impl Host {
             handler: start.name.clone(),
             input: input.clone(),
         };
-        let at_ms = now_ms();
+        let at_ms = self.engine.now_ms();
         // In range (checked above): the deadline is a few years ahead at
         // most, far from overflowing the database's signed integers.
         let deadline_ms = options
@@ -360,7 +360,7 @@ impl Host {
         let effects = self
             .engine
             .storage()
-            .cancel(run.run_id, reason.to_owned(), now_ms())
+            .cancel(run.run_id, reason.to_owned(), self.engine.now_ms())
             .await??;
         self.engine.apply(effects);
         Ok(run.run_id)
@@ -373,7 +373,7 @@ impl Host {
         let effects = self
             .engine
             .storage()
-            .terminate(run.run_id, reason.to_owned(), now_ms())
+            .terminate(run.run_id, reason.to_owned(), self.engine.now_ms())
             .await??;
         self.engine.apply(effects);
         Ok(run.run_id)
@@ -424,7 +424,7 @@ impl Host {
         let resume = wasmflow_storage::Resume::Failed { to_version };
         self.engine
             .storage()
-            .reexecute(run.run_id, resume, now_ms())
+            .reexecute(run.run_id, resume, self.engine.now_ms())
             .await??;
         tracing::info!(
             target: "wasmflow::run",

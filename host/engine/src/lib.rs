@@ -34,7 +34,7 @@ mod telemetry;
 pub mod upgrade;
 
 pub use admin::Admin;
-pub use engine::EngineConfig;
+pub use engine::{EngineConfig, SystemClock};
 pub use error::{Error, Result};
 pub use host::{Host, RunTree, StartOptions, Started};
 pub use plugins::{Deployed, Origin, PluginFile, Plugins, Rejected, TypeEntry, short_version};

@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 use wasmflow_core::RunStatus;
-use wasmflow_core::model::now_ms;
 use wasmflow_storage::Notice;
 
 use crate::engine::{Engine, apply_effects, arm_timer, wake};
@@ -96,7 +95,7 @@ fn sweep(engine: &Arc<Engine>) {
 
 async fn sweep_once(inner: &Arc<Engine>) {
     let overdue = 2 * sweep_period(inner.claim_lease());
-    let now = now_ms();
+    let now = inner.now_ms();
     let orphans = match inner
         .storage()
         .orphans(now, overdue.as_millis() as u64, SWEEP_BATCH)

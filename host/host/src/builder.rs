@@ -9,7 +9,7 @@ use std::time::Duration;
 use wasmflow_core::limits as defaults;
 use wasmflow_engine::{EngineConfig, Error, Host, Result};
 use wasmflow_sandbox::{SandboxConfig, WasmtimeSandbox};
-use wasmflow_storage::Quotas;
+use wasmflow_storage::{Quotas, Storage};
 
 use crate::Database;
 
@@ -40,6 +40,20 @@ pub struct HostBuilder {
     max_history_len: u64,
     grants: wasmflow_core::grant::GrantTable,
     spans: Option<wasmflow_engine::SpanSink>,
+    clock: Arc<dyn wasmflow_core::clock::Clock>,
+    task_stubs: Option<Arc<dyn wasmflow_core::activation::TaskStubs>>,
+    storage_layer: Option<StorageLayer>,
+}
+
+/// A wrapper around the storage backend the host opens (see
+/// [`HostBuilder::storage_layer`]).
+#[derive(Clone)]
+struct StorageLayer(Arc<dyn Fn(Arc<dyn Storage>) -> Arc<dyn Storage> + Send + Sync>);
+
+impl std::fmt::Debug for StorageLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorageLayer")
+    }
 }
 
 impl HostBuilder {
@@ -79,6 +93,34 @@ impl HostBuilder {
     /// Default: none, and no spans are made.
     pub fn spans(mut self, sink: wasmflow_engine::SpanSink) -> Self {
         self.spans = Some(sink);
+        self
+    }
+
+    /// The clock of runs: what wait timeouts, sleeps, workflow timeouts,
+    /// task retry delays and the guest's `now` read. Default: the system
+    /// clock; the test harness (`wasmflow-testing`) gives one it moves by
+    /// hand.
+    pub fn clock(mut self, clock: Arc<dyn wasmflow_core::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Outcomes of tasks given instead of running them, by workflow type
+    /// and task name: for tests (`wasmflow-testing`'s `stub_task`). Default:
+    /// none, every task runs.
+    pub fn task_stubs(mut self, stubs: Arc<dyn wasmflow_core::activation::TaskStubs>) -> Self {
+        self.task_stubs = Some(stubs);
+        self
+    }
+
+    /// Wrap the storage backend the host opens, e.g. to inject faults in
+    /// tests (`wasmflow-testing`'s crash injection). Default: the backend
+    /// as it is.
+    pub fn storage_layer(
+        mut self,
+        layer: impl Fn(Arc<dyn Storage>) -> Arc<dyn Storage> + Send + Sync + 'static,
+    ) -> Self {
+        self.storage_layer = Some(StorageLayer(Arc::new(layer)));
         self
     }
 
@@ -283,7 +325,10 @@ impl HostBuilder {
         let quotas = Quotas {
             max_inbox_len: self.max_inbox_len,
         };
-        let storage = self.db.open(true, quotas, self.pool_size).await?;
+        let mut storage = self.db.open(true, quotas, self.pool_size).await?;
+        if let Some(StorageLayer(layer)) = &self.storage_layer {
+            storage = layer(storage);
+        }
         let config = EngineConfig {
             plugins: self.plugins,
             plugin_memory: self.plugin_memory,
@@ -292,6 +337,8 @@ impl HostBuilder {
             grants: self.grants,
             claim_lease: self.claim_lease,
             spans: self.spans,
+            clock: self.clock,
+            task_stubs: self.task_stubs,
         };
         Host::new(config, storage, Arc::new(sandbox)).await
     }
@@ -320,6 +367,9 @@ impl HostBuilder {
             max_history_len: defaults::MAX_HISTORY_LEN,
             grants: Default::default(),
             spans: None,
+            clock: Arc::new(wasmflow_engine::SystemClock),
+            task_stubs: None,
+            storage_layer: None,
         }
     }
 }

@@ -46,10 +46,10 @@ pub use wasmflow_core::plan::{InboxKind, Timer};
 pub use wasmflow_core::{
     ChildStatus, ClosePolicy, ErrorKind, HandlerKind, RunStatus, WorkflowError,
 };
-pub use wasmflow_core::{grant, journal};
+pub use wasmflow_core::{clock, grant, journal};
 pub use wasmflow_engine::{
     Admin, Deployed, Error, Host, Origin, PinnedRun, PluginFile, Plugins, Rejected, Result,
-    RunTree, StartOptions, Started, TypeEntry, UpgradeReport, short_version,
+    RunTree, StartOptions, Started, SystemClock, TypeEntry, UpgradeReport, short_version,
 };
 pub use wasmflow_sandbox as sandbox;
 pub use wasmflow_storage::{

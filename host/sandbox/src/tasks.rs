@@ -19,7 +19,7 @@ use wasmflow_core::journal::{
 use wasmflow_core::limits::{
     MAX_TASK_ATTEMPTS_PER_ACTIVATION, MAX_VALUES_PER_ACTIVATION, RETRY_IN_ACTIVATION_MARGIN,
 };
-use wasmflow_core::model::{now_ms, parse_json};
+use wasmflow_core::model::parse_json;
 use wasmflow_core::{ErrorKind, RetryPolicy, WorkflowError};
 use wasmtime::Result as WasmResult;
 
@@ -130,7 +130,8 @@ impl ActivationState {
     }
 
     pub(super) fn now_recorded(&mut self) -> WasmResult<u64> {
-        match self.value("now", || RecordedValue::Now(now_ms()))? {
+        let clock_ms = self.clock_ms();
+        match self.value("now", || RecordedValue::Now(clock_ms))? {
             RecordedValue::Now(ms) => Ok(ms),
             _ => Err(wasmtime::format_err!("a recorded value changed kind")),
         }
@@ -208,6 +209,15 @@ impl ActivationState {
                 ),
             ),
         };
+        let stubbed = self
+            .services()
+            .ok()
+            .and_then(|s| s.stubbed_task(&self.run_identity().workflow_type, &name));
+        if let Some(result) = stubbed {
+            return self
+                .record_stub(name, occurrence, attempt, key, result)
+                .await;
+        }
         self.outbound.open(&name);
         self.tasks.open = Some(OpenTask {
             name,
@@ -216,7 +226,7 @@ impl ActivationState {
             key: key.clone(),
             policy,
             started: Instant::now(),
-            started_ms: now_ms(),
+            started_ms: self.clock_ms(),
         });
         Ok(Ok(wit::TaskBegun::Attempt(wit::TaskAttempt {
             idempotency_key: key,
@@ -256,8 +266,10 @@ impl ActivationState {
             TaskResult::Error(e) => task.policy.delay(task.attempt, e.kind, rand::random()),
             TaskResult::Value(_) => None,
         };
-        let retry_at_ms = delay
-            .map(|d| now_ms().saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
+        let retry_at_ms = delay.map(|d| {
+            self.clock_ms()
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        });
         self.tasks.attempts += 1;
         self.within(
             "max_task_attempts_per_activation",
@@ -298,7 +310,7 @@ impl ActivationState {
                 let next = OpenTask {
                     attempt: task.attempt + 1,
                     started: Instant::now(),
-                    started_ms: now_ms(),
+                    started_ms: self.clock_ms(),
                     ..task
                 };
                 self.outbound.open(&next.name);
@@ -315,16 +327,67 @@ impl ActivationState {
     /// Wait until `due_ms` if that leaves enough of the step timeout;
     /// otherwise park the run until then (the guest is stopped).
     async fn wait_until(&mut self, due_ms: u64) -> WasmResult<()> {
-        let wait = Duration::from_millis(due_ms.saturating_sub(now_ms()));
+        let wait = Duration::from_millis(due_ms.saturating_sub(self.clock_ms()));
         if wait.is_zero() {
             return Ok(());
         }
-        if Instant::now() + wait + RETRY_IN_ACTIVATION_MARGIN <= self.deadline {
+        let in_activation = self.services().is_ok_and(|s| s.waits_in_activation());
+        if in_activation && Instant::now() + wait + RETRY_IN_ACTIVATION_MARGIN <= self.deadline {
             tokio::time::sleep(wait).await;
             return Ok(());
         }
         self.tasks.retry_at_ms = Some(due_ms);
         Err(wasmtime::Error::new(Stop::Park))
+    }
+
+    /// Record a stubbed outcome as the task's attempt (final: never
+    /// retried) and answer the guest with it as a recorded outcome.
+    async fn record_stub(
+        &mut self,
+        name: String,
+        occurrence: u32,
+        attempt: u32,
+        key: String,
+        result: TaskResult,
+    ) -> WasmResult<Result<wit::TaskBegun, wit::Error>> {
+        self.tasks.attempts += 1;
+        self.within(
+            "max_task_attempts_per_activation",
+            self.tasks.attempts,
+            MAX_TASK_ATTEMPTS_PER_ACTIVATION,
+        )?;
+        let answer = result_to_wit(&result);
+        let attempt = TaskAttempt {
+            name,
+            occurrence,
+            attempt,
+            key,
+            started_ms: self.clock_ms(),
+            duration_us: 0,
+            result,
+            retry_at_ms: None,
+            requests: Vec::new(),
+        };
+        let mut entries = std::mem::take(&mut self.tasks.unrecorded);
+        entries.push(JournalEntry::Task(attempt));
+        let services = match self.services() {
+            Ok(s) => s.clone(),
+            Err(e) => return Err(self.stop(e)),
+        };
+        let (run_id, sequence) = (self.run_identity().run_id, self.sequence());
+        let recorded = self
+            .on_host(services.record(run_id, sequence, entries))
+            .await;
+        if let Err(e) = self.service_result(recorded)? {
+            return Err(self.stop(WorkflowError::new(error_kind_from_wit(e.kind), e.message)));
+        }
+        Ok(Ok(wit::TaskBegun::Recorded(answer)))
+    }
+
+    /// The time of runs now: the host's clock.
+    fn clock_ms(&self) -> u64 {
+        self.services()
+            .map_or_else(|_| wasmflow_core::model::now_ms(), |s| s.now_ms())
     }
 
     /// A task's error as the guest reported it, within the bounds on
