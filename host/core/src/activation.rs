@@ -137,7 +137,7 @@ pub trait HostServices: Send + Sync + 'static {
 
     /// The time of runs now, in milliseconds since the Unix epoch (the
     /// guest's `now`, task attempts' times, retry due times): the host's
-    /// [`crate::clock::Clock`]; the system clock by default.
+    /// `Clock` (module `clock`); the system clock by default.
     fn now_ms(&self) -> u64 {
         crate::model::now_ms()
     }

@@ -8,8 +8,11 @@
 //! runs.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 
-use crate::activation::BoxFuture;
+/// What [`Clock::sleep_until`] returns.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A source of time for runs, in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
@@ -18,7 +21,7 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
 
     /// Resolves once [`Clock::now_ms`] has reached `due_ms` (at once if it
     /// has).
-    fn sleep_until(&self, due_ms: u64) -> BoxFuture<'static, ()>;
+    fn sleep_until(&self, due_ms: u64) -> Sleep;
 
     /// Whether time passes by itself. `false` (a clock moved by hand): a
     /// task's retry delay never waits inside the activation, it parks the

@@ -48,7 +48,10 @@ pub struct HostBuilder {
 /// A wrapper around the storage backend the host opens (see
 /// [`HostBuilder::storage_layer`]).
 #[derive(Clone)]
-struct StorageLayer(Arc<dyn Fn(Arc<dyn Storage>) -> Arc<dyn Storage> + Send + Sync>);
+struct StorageLayer(Arc<LayerFn>);
+
+/// What a storage layer is: the opened backend in, the one the host uses out.
+type LayerFn = dyn Fn(Arc<dyn Storage>) -> Arc<dyn Storage> + Send + Sync;
 
 impl std::fmt::Debug for StorageLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
