@@ -529,3 +529,70 @@ async fn the_config_file_names_the_database_and_the_flag_wins() {
         text(&out.stderr)
     );
 }
+
+/// `wasmflow new`: the crate's files, and the inputs it refuses without
+/// touching what is there. (The crate building, testing and deploying is
+/// the README check's, `cargo xtask readme`.)
+#[test]
+fn new_writes_a_crate_and_refuses_bad_names_and_full_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wasmflow"))
+            .arg("new")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = new(&["order-check"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for command in [
+        "cargo build --target wasm32-wasip2 --release",
+        "cargo test",
+        "wasmflow deploy target/wasm32-wasip2/release/order_check.wasm",
+    ] {
+        assert!(stdout.contains(command), "{stdout}");
+    }
+    let crate_dir = dir.path().join("order-check");
+    let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+    assert!(
+        lib.contains(r#"#[wasmflow::workflow(name = "OrderCheck")]"#),
+        "{lib}"
+    );
+    assert!(lib.contains("mod order_check {"), "{lib}");
+    assert!(lib.contains("wasmflow::export!(order_check);"), "{lib}");
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    let checkout = std::fs::canonicalize(xtask::workspace_root()).unwrap();
+    assert!(
+        manifest.contains(&format!("path = \"{}/guest-sdk\"", checkout.display())),
+        "{manifest}"
+    );
+    assert!(crate_dir.join("tests/workflow.rs").is_file());
+
+    // Again: the directory is not empty; nothing in it changes.
+    std::fs::write(crate_dir.join("src/lib.rs"), "// mine").unwrap();
+    let out = new(&["order-check"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("exists and is not empty"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap(),
+        "// mine"
+    );
+
+    for bad in ["1st", "has space", "a/b"] {
+        let out = new(&[bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("invalid crate name"), "{bad}: {stderr}");
+        assert!(!dir.path().join(bad).exists(), "{bad}");
+    }
+    let out = new(&["other", "--wasmflow", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a wasmflow checkout"),
+        "{out:?}"
+    );
+    assert!(!dir.path().join("other").exists());
+}

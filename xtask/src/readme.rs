@@ -2,9 +2,9 @@
 //! on a fresh machine.
 //!
 //! The section's shell commands and the files it shows are extracted and run
-//! in order in an empty temp directory against the freshly built `wasmflow`
-//! (`target/debug`, first on the `PATH`), so the docs cannot drift from what
-//! works. The conventions the section follows (it states them too):
+//! in order in an empty temp directory (one per checkout, emptied first)
+//! against the freshly built `wasmflow` (`target/debug`, first on the
+//! `PATH`), so the docs cannot drift from what works. The conventions the section follows (it states them too):
 //!
 //! - A ` ```sh ` block is run line by line (a line ending in `\` goes on on
 //!   the next; `#` lines are comments) by `sh`, in one working directory
@@ -17,6 +17,9 @@
 //!   which must be that command. Each of its lines must come out, in order
 //!   (other lines may come between: logs); ids, hashes, timestamps and
 //!   durations are compared by shape, and a `...` line stands for any lines.
+//! - A command ending in ` &` (a server) runs in the background until the
+//!   section's end (or a failure), when the check stops it; the next
+//!   command runs once it has printed its first line.
 //! - `/path/to/wasmflow` stands for the checkout of this repository, in
 //!   commands and files.
 //! - `cargo install --path /path/to/wasmflow/host/cli` is not run (a release
@@ -26,9 +29,14 @@
 //!
 //! A crate the commands make builds into `target/readme-check` (its
 //! `target/` is a link there, made before its first command, so the paths
-//! the README shows hold) with the workspace's `Cargo.lock` as its lock file
-//! (the versions the workspace builds with: no download, and a second run
-//! reuses the build). Every command has a timeout; a failure names the
+//! the README shows hold; the section's crates share it) with the
+//! workspace's `Cargo.lock` as its lock file (the versions the workspace
+//! builds with: no download, and a second run reuses the build), and its
+//! test builds with line tables only for debug info
+//! (`CARGO_PROFILE_DEV_DEBUG`: the host-side build of a harness test is the
+//! check's longest step).
+//!
+//! Every command has a timeout; a failure names the
 //! README line of the command and shows its output, and keeps the temp
 //! directory for a look.
 
@@ -205,7 +213,7 @@ fn strip_comment(command: &str) -> &str {
 
 /// A line of output compared by shape: ids (runs of hex digits and dashes
 /// with a digit, 8 characters or more), timestamps and clock times, and
-/// durations (`340 ms`, `1.2 s`, `3 min`) become placeholders.
+/// durations (`340 ms`, `1.2 s`, `3 min`, `0.21s`) become placeholders.
 pub fn normalize(line: &str) -> String {
     let chars: Vec<char> = line.trim_end().chars().collect();
     let mut out = String::new();
@@ -245,7 +253,7 @@ pub fn normalize(line: &str) -> String {
                 k += 1;
             }
             let rest: String = chars[k..].iter().collect();
-            for unit in [" ms", " µs", " us", " s", " min", " h"] {
+            for unit in [" ms", " µs", " us", " s", " min", " h", "ms", "s"] {
                 if let Some(after) = rest.strip_prefix(unit)
                     && !after.starts_with(word)
                 {
@@ -302,11 +310,21 @@ pub fn check() -> Result<()> {
         .to_owned();
     let steps = extract(&readme, &checkout)?;
 
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let temp =
-        std::env::temp_dir().join(format!("wasmflow-readme-{}-{nanos:09}", std::process::id()));
+    // One place per checkout, emptied first: a crate's test binary has its
+    // directory built in (`env!("CARGO_MANIFEST_DIR")`), and cargo would
+    // reuse one built for another directory from the shared build. Outside
+    // the checkout: a crate inside it would belong to its workspace.
+    let checkout_id = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        root.hash(&mut hasher);
+        hasher.finish()
+    };
+    let temp = std::env::temp_dir().join(format!("wasmflow-readme-{checkout_id:016x}"));
+    if temp.exists() {
+        std::fs::remove_dir_all(&temp)
+            .with_context(|| format!("cannot empty {}", temp.display()))?;
+    }
     let work = temp.join("work");
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let build_dir = root.join("target").join("readme-check");
@@ -329,6 +347,7 @@ pub fn check() -> Result<()> {
         path,
         last: None,
         commands: 0,
+        background: Vec::new(),
     };
     eprintln!(
         "xtask: README.md `{SECTION}`: {} steps in {}",
@@ -341,11 +360,14 @@ pub fn check() -> Result<()> {
             return Err(e);
         }
     }
+    let commands = runner.commands;
+    // Stops what runs in the background before its directory goes.
+    drop(runner);
     let _ = std::fs::remove_dir_all(&temp);
     let count = |f: fn(&Step) -> bool| steps.iter().filter(|s| f(s)).count();
     eprintln!(
         "xtask: README.md `{SECTION}`: {} commands, {} files, {} outputs as shown: ok in {:.1} s",
-        runner.commands,
+        commands,
         count(|s| matches!(s, Step::File { .. })),
         count(|s| matches!(s, Step::Expect { .. })),
         began.elapsed().as_secs_f64()
@@ -362,6 +384,30 @@ struct Runner {
     /// The last command run: its README line, text and output.
     last: Option<(usize, String, String)>,
     commands: usize,
+    /// Commands running in the background (` &`), stopped on drop.
+    background: Vec<std::process::Child>,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        for child in &mut self.background {
+            // The whole process group: the command and what it started.
+            let _ = Command::new("kill")
+                .args(["-TERM", "--", &format!("-{}", child.id())])
+                .status();
+            let began = Instant::now();
+            while matches!(child.try_wait(), Ok(None)) && began.elapsed() < COMMAND_TIMEOUT / 10 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let _ = child.wait();
+        }
+    }
 }
 
 impl Runner {
@@ -429,12 +475,22 @@ impl Runner {
             _ => COMMAND_TIMEOUT,
         };
         let state = self.temp.join("cwd");
-        let log = self.temp.join("output");
-        let script = format!(
-            "cd {} || exit 97\n{command}\nstatus=$?\npwd > {}\nexit $status\n",
-            quote(&self.cwd),
-            quote(&state)
-        );
+        let background = strip_comment(command)
+            .strip_suffix('&')
+            .filter(|c| !c.ends_with('&'))
+            .map(str::trim_end);
+        let log = match background {
+            Some(_) => self.temp.join(format!("background-{line}.log")),
+            None => self.temp.join("output"),
+        };
+        let script = match background {
+            Some(command) => format!("cd {} || exit 97\nexec {command}\n", quote(&self.cwd)),
+            None => format!(
+                "cd {} || exit 97\n{command}\nstatus=$?\npwd > {}\nexit $status\n",
+                quote(&self.cwd),
+                quote(&state)
+            ),
+        };
         let file = std::fs::File::create(&log).context("cannot create the output file")?;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
@@ -443,7 +499,8 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
-            .env("PATH", &self.path);
+            .env("PATH", &self.path)
+            .env("CARGO_PROFILE_DEV_DEBUG", "line-tables-only");
         // The command as a user runs it: not inside this cargo's build, with
         // none of the test suite's settings.
         for (key, _) in std::env::vars_os() {
@@ -477,6 +534,9 @@ impl Runner {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("README.md:{line}: cannot run sh"))?;
+        if background.is_some() {
+            return self.background(line, command, child, &log, began);
+        }
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break Some(status);
@@ -517,6 +577,45 @@ impl Runner {
             began.elapsed().as_secs_f64()
         );
         self.last = Some((line, command.to_owned(), output));
+        Ok(())
+    }
+
+    /// Keep `child` (a ` &` command) running; go on once it printed a line.
+    fn background(
+        &mut self,
+        line: usize,
+        command: &str,
+        mut child: std::process::Child,
+        log: &Path,
+        began: Instant,
+    ) -> Result<()> {
+        loop {
+            let output = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "README.md:{line}: `{command}` exited ({status}) instead of running in the \
+                     background; its output:\n{}",
+                    output.trim_end()
+                );
+            }
+            if output.contains('\n') {
+                break;
+            }
+            if began.elapsed() > COMMAND_TIMEOUT {
+                self.background.push(child);
+                bail!(
+                    "README.md:{line}: `{command}` printed nothing in {} s",
+                    COMMAND_TIMEOUT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!(
+            "README.md:{line}: running in the background ({:.1} s)",
+            began.elapsed().as_secs_f64()
+        );
+        self.background.push(child);
+        self.last = None;
         Ok(())
     }
 
@@ -671,6 +770,11 @@ mod tests {
             .is_ok()
         );
         assert!(matches(&want(&["started 2025-01-01 00:00:00 (340 ms ago)"]), out).is_ok());
+        assert_eq!(
+            normalize("ok; finished in 0.21s"),
+            "ok; finished in <duration>"
+        );
+        assert_eq!(normalize("2 tests, 3 passed"), "2 tests, 3 passed");
         assert!(matches(&want(&["version f4707e1032a0", "log line"]), out).is_err());
         assert_eq!(
             matches(

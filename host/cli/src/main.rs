@@ -9,6 +9,7 @@
 //! is left to send one (no timer, no live child that could).
 
 mod client;
+mod new;
 mod output;
 mod telemetry;
 
@@ -57,6 +58,10 @@ enum Command {
     /// Move the waiting runs of a workflow type to the newest version of its
     /// plugin, where every handler they can still reach exists in it.
     Upgrade(UpgradeArgs),
+    /// Write a new workflow crate (Cargo.toml, a workflow with start, step,
+    /// event and query handlers, its harness tests) and print how to build,
+    /// test and deploy it.
+    New(new::NewArgs),
     #[command(flatten)]
     Client(client::Request),
 }
@@ -396,6 +401,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Client(request) => client::run(request),
+        Command::New(args) => new::run(args),
         Command::Types(TypesArgs {
             plugins: None, api, ..
         }) => client::types(api),
@@ -414,7 +420,7 @@ fn main() -> ExitCode {
                     types(args, json).await
                 }
                 Command::Upgrade(args) => upgrade(args).await,
-                Command::Client(_) => unreachable!("handled above"),
+                Command::Client(_) | Command::New(_) => unreachable!("handled above"),
             }
         }),
     };

@@ -143,12 +143,22 @@ pub trait HostServices: Send + Sync + 'static {
     }
 
     /// The outcome a test stubbed for task `task` of runs of
-    /// `workflow_type` ([`TaskStubs`]): the sandbox records it as the task's
+    /// `workflow_type` ([`Stubs`]): the sandbox records it as the task's
     /// attempt without running the task, and the task returns it, as a
     /// recorded outcome is returned on re-execution. `None` (always, in a
     /// real host): the task runs.
     fn stubbed_task(&self, workflow_type: &str, task: &str) -> Option<crate::journal::TaskResult> {
         let _ = (workflow_type, task);
+        None
+    }
+
+    /// The response a test stubbed for an outbound request of a run of
+    /// `workflow_type` ([`Stubs`]): the sandbox answers the request with
+    /// it, without a grant check or a connection, and records the request
+    /// for the task attempt like a real one. `None` (always, in a real
+    /// host): the request goes out under the grants.
+    fn stubbed_http(&self, workflow_type: &str, request: &StubRequest) -> Option<StubResponse> {
+        let _ = (workflow_type, request);
         None
     }
 
@@ -160,11 +170,33 @@ pub trait HostServices: Send + Sync + 'static {
     }
 }
 
-/// Outcomes of tasks, by workflow type and task name, that a test harness
-/// gives instead of running the tasks ([`HostServices::stubbed_task`]).
-pub trait TaskStubs: Send + Sync + std::fmt::Debug + 'static {
+/// What a test harness gives instead of running tasks or sending
+/// outbound requests ([`HostServices::stubbed_task`],
+/// [`HostServices::stubbed_http`]).
+pub trait Stubs: Send + Sync + std::fmt::Debug + 'static {
     /// The outcome of task `task` of a run of `workflow_type`; `None`: run it.
-    fn outcome(&self, workflow_type: &str, task: &str) -> Option<crate::journal::TaskResult>;
+    fn task(&self, workflow_type: &str, task: &str) -> Option<crate::journal::TaskResult>;
+
+    /// The response to `request` of a run of `workflow_type`; `None`: send it.
+    fn http(&self, workflow_type: &str, request: &StubRequest) -> Option<StubResponse>;
+}
+
+/// An outbound request as a stub sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StubRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// `scheme://host[:port]/path`, without the query string (the port
+    /// only when it is not the scheme's default).
+    pub url: String,
+}
+
+/// A stubbed response to an outbound request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StubResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 /// A line the guest logged (through `log`, or on stdout/stderr).

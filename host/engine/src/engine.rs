@@ -28,7 +28,7 @@ use tracing::Instrument;
 use wasmflow_core::activation::{
     ActivationOutcome, ActivationRequest, BoxFuture, ChildRequest, ChildResolution,
     ComponentVersion, HostServices, ParentIdentity, RunIdentity, Sandbox, ServiceError, StoreMap,
-    TaskStubs, entry_bytes,
+    StubRequest, StubResponse, Stubs, entry_bytes,
 };
 use wasmflow_core::clock::Clock;
 use wasmflow_core::grant::{GrantTable, Grants};
@@ -65,9 +65,9 @@ pub struct EngineConfig {
     /// The time of runs: what timers, workflow timeouts, task retry delays
     /// and the guest's `now` read ([`SystemClock`] in a real host).
     pub clock: Arc<dyn Clock>,
-    /// Task outcomes a test harness gives instead of running the tasks;
-    /// `None` in a real host.
-    pub task_stubs: Option<Arc<dyn TaskStubs>>,
+    /// Task outcomes and outbound responses a test harness gives instead
+    /// of running the tasks and sending the requests; `None` in a real host.
+    pub stubs: Option<Arc<dyn Stubs>>,
 }
 
 /// The system clock: time passes by itself, timers sleep on tokio's.
@@ -106,7 +106,7 @@ pub(crate) struct Engine {
     spans: Option<Arc<Spans>>,
     /// The time of runs.
     clock: Arc<dyn Clock>,
-    task_stubs: Option<Arc<dyn TaskStubs>>,
+    stubs: Option<Arc<dyn Stubs>>,
     /// Runs with a driver; `true` when it should look at the run again.
     drivers: Mutex<HashMap<RunId, Driver>>,
     /// Callers waiting for runs to end.
@@ -143,7 +143,7 @@ impl Engine {
             metrics: Metrics::default(),
             spans: config.spans.map(Spans::new),
             clock: config.clock,
-            task_stubs: config.task_stubs,
+            stubs: config.stubs,
             drivers: Mutex::new(HashMap::new()),
             watchers: Mutex::new(HashMap::new()),
             versions: Mutex::new(HashMap::new()),
@@ -1386,7 +1386,11 @@ impl HostServices for Engine {
     }
 
     fn stubbed_task(&self, workflow_type: &str, task: &str) -> Option<TaskResult> {
-        self.task_stubs.as_ref()?.outcome(workflow_type, task)
+        self.stubs.as_ref()?.task(workflow_type, task)
+    }
+
+    fn stubbed_http(&self, workflow_type: &str, request: &StubRequest) -> Option<StubResponse> {
+        self.stubs.as_ref()?.http(workflow_type, request)
     }
 }
 

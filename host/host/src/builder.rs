@@ -41,7 +41,7 @@ pub struct HostBuilder {
     grants: wasmflow_core::grant::GrantTable,
     spans: Option<wasmflow_engine::SpanSink>,
     clock: Arc<dyn wasmflow_core::clock::Clock>,
-    task_stubs: Option<Arc<dyn wasmflow_core::activation::TaskStubs>>,
+    stubs: Option<Arc<dyn wasmflow_core::activation::Stubs>>,
     storage_layer: Option<StorageLayer>,
 }
 
@@ -108,11 +108,12 @@ impl HostBuilder {
         self
     }
 
-    /// Outcomes of tasks given instead of running them, by workflow type
-    /// and task name: for tests (`wasmflow-testing`'s `stub_task`). Default:
-    /// none, every task runs.
-    pub fn task_stubs(mut self, stubs: Arc<dyn wasmflow_core::activation::TaskStubs>) -> Self {
-        self.task_stubs = Some(stubs);
+    /// Outcomes of tasks and responses to outbound requests given instead
+    /// of running the tasks and sending the requests: for tests
+    /// (`wasmflow-testing`'s `stub_task` and `stub_http`). Default: none,
+    /// every task runs and every request goes out under the grants.
+    pub fn stubs(mut self, stubs: Arc<dyn wasmflow_core::activation::Stubs>) -> Self {
+        self.stubs = Some(stubs);
         self
     }
 
@@ -341,7 +342,7 @@ impl HostBuilder {
             claim_lease: self.claim_lease,
             spans: self.spans,
             clock: self.clock,
-            task_stubs: self.task_stubs,
+            stubs: self.stubs,
         };
         Host::new(config, storage, Arc::new(sandbox)).await
     }
@@ -371,7 +372,7 @@ impl HostBuilder {
             grants: Default::default(),
             spans: None,
             clock: Arc::new(wasmflow_engine::SystemClock),
-            task_stubs: None,
+            stubs: None,
             storage_layer: None,
         }
     }

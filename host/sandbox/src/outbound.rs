@@ -21,6 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use wasmflow_core::activation::{HostServices, StubRequest, StubResponse};
 use wasmflow_core::grant::{Grants, HttpGrant, OutboundLimits, check_address, substitute_secrets};
 use wasmflow_core::journal::OutboundRequest;
 use wasmflow_core::limits::MAX_REQUESTS_PER_ATTEMPT;
@@ -46,15 +47,33 @@ pub(crate) struct Outbound {
     pub scope: Arc<Mutex<Scope>>,
     grants: Arc<Grants>,
     limits: OutboundLimits,
+    /// Where stubbed responses come from (a test harness), and the run's
+    /// workflow type they are looked up by.
+    stubs: Option<(Arc<dyn HostServices>, String)>,
 }
 
 impl Outbound {
-    pub fn new(grants: Arc<Grants>, limits: OutboundLimits) -> Self {
+    pub fn new(
+        grants: Arc<Grants>,
+        limits: OutboundLimits,
+        stubs: Option<(Arc<dyn HostServices>, String)>,
+    ) -> Self {
         Outbound {
             scope: Arc::default(),
             grants,
             limits,
+            stubs,
         }
+    }
+
+    /// The stubbed response to a request to `target`, if a test gave one.
+    fn stubbed(&self, target: &Target) -> Option<StubResponse> {
+        let (services, workflow_type) = self.stubs.as_ref()?;
+        let request = StubRequest {
+            method: target.method.clone(),
+            url: target.url(),
+        };
+        services.stubbed_http(workflow_type, &request)
     }
 
     /// Allow requests for `task`'s attempt.
@@ -83,13 +102,13 @@ impl Outbound {
     }
 }
 
-type Sent = Result<
-    (
-        http::Response<WasiBody>,
-        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ),
-    HttpError,
->;
+/// A response and the future that drives its connection.
+type Answer = (
+    http::Response<WasiBody>,
+    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+);
+
+type Sent = Result<Answer, HttpError>;
 
 impl WasiHttpHooks for Outbound {
     fn send_request(
@@ -135,12 +154,16 @@ impl WasiHttpHooks for Outbound {
                 Some(_) => true,
             }
         };
+        let stubbed = if open { self.stubbed(&target) } else { None };
         Box::new(async move {
             if !open {
                 return Err(HttpError::HttpRequestDenied);
             }
             let started = Instant::now();
-            let result = send(request, options, &target, &grants, limits, &scope).await;
+            let result = match stubbed {
+                Some(stub) => stub_response(stub),
+                None => send(request, options, &target, &grants, limits, &scope).await,
+            };
             let (status, error) = match &result {
                 Ok((response, _)) => (Some(response.status().as_u16()), None),
                 Err(Refused::Denied(e)) | Err(Refused::Failed(e, _)) => {
@@ -214,6 +237,22 @@ impl Target {
         }
     }
 
+    /// `scheme://host[:port]/path`, the port only when it is not the
+    /// scheme's default: how a test names a URL it stubs.
+    fn url(&self) -> String {
+        let default_port = if self.scheme == "http" { 80 } else { 443 };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == default_port {
+            format!("{}://{host}{}", self.scheme, self.path)
+        } else {
+            format!("{}://{host}:{}{}", self.scheme, self.port, self.path)
+        }
+    }
+
     fn display(&self) -> String {
         format!(
             "{}://{}{}",
@@ -235,13 +274,7 @@ async fn send(
     grants: &Grants,
     limits: OutboundLimits,
     scope: &Arc<Mutex<Scope>>,
-) -> Result<
-    (
-        http::Response<WasiBody>,
-        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ),
-    Refused,
-> {
+) -> Result<Answer, Refused> {
     let grant = grants
         .find(&target.scheme, &target.host, target.port, &target.method)
         .map_err(denied)?;
@@ -337,6 +370,27 @@ async fn send(
         .boxed_unsync()
     });
     Ok((response, Box::new(io)))
+}
+
+/// A stubbed response as the guest's client receives a real one.
+fn stub_response(stub: StubResponse) -> Result<Answer, Refused> {
+    let bad = |what: String| {
+        Refused::Denied(WorkflowError::new(
+            ErrorKind::Application,
+            format!("the test's stubbed response is not valid HTTP: {what}"),
+        ))
+    };
+    let mut response = http::Response::builder().status(stub.status);
+    for (name, value) in &stub.headers {
+        response = response.header(name, value);
+    }
+    let body = http_body_util::Full::new(Bytes::from(stub.body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let response = response.body(body).map_err(|e| bad(e.to_string()))?;
+    let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
+        Box::new(std::future::ready(Ok(())));
+    Ok((response, io))
 }
 
 /// The guest's timeout, if shorter than the outbound timeout.

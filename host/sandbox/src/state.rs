@@ -152,7 +152,13 @@ impl ActivationState {
         ActivationState {
             wasi,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
-            outbound: Outbound::new(grants, limits.outbound),
+            outbound: Outbound::new(
+                grants,
+                limits.outbound,
+                services
+                    .clone()
+                    .map(|services| (services, run.workflow_type.clone())),
+            ),
             table: ResourceTable::new(),
             tasks: Tasks::new(journal),
             stdout,

@@ -4,15 +4,16 @@
 //!
 //! Add it as a dev-dependency of the workflow crate (dev-dependencies are
 //! built only for host-side tests, never into the `wasm32-wasip2`
-//! component), build the component, and drive it:
+//! component), build the component ([`build_component`] does it from the
+//! test, or give a built file's path), and drive it:
 //!
 //! ```no_run
 //! # async fn f() -> wasmflow_testing::Result<()> {
 //! use std::time::Duration;
 //! use serde_json::json;
-//! use wasmflow_testing::{Harness, RunStatus};
+//! use wasmflow_testing::{Harness, RunStatus, build_component};
 //!
-//! let mut h = Harness::new("target/wasm32-wasip2/release/order_payment.wasm").await?;
+//! let mut h = Harness::new(build_component(env!("CARGO_MANIFEST_DIR"))?).await?;
 //! h.stub_task("charge_card", Ok(json!("txn-42")));
 //! h.start("Order", "order-1", json!({"order_id": "1", "amount": 9.5})).await?;
 //! assert_eq!(h.status("order-1").await?, RunStatus::Waiting);
@@ -37,6 +38,10 @@
 //! - **Task stubs** ([`Harness::stub_task`]): a stubbed task does not run;
 //!   its outcome is recorded as the task's attempt and returned to the
 //!   workflow, through the journal's recorded-outcome path.
+//! - **HTTP stubs** ([`Harness::stub_http`]): the task runs, and its
+//!   outbound requests to a stubbed URL get the test's responses instead of
+//!   going out (in order, for retries); they are recorded for the attempt
+//!   as real ones are.
 //! - **Crash injection** ([`Harness::crash_before_commit`],
 //!   [`Harness::crash_after`]): a commit is dropped, the host is stopped and
 //!   a new one opened on the same store, which executes the activation
@@ -44,6 +49,7 @@
 //!   outcomes) is replayed, what it would have committed is applied once.
 //! - The [`Host`] itself ([`Harness::host`]) for anything else.
 
+mod build;
 mod clock;
 mod crash;
 mod stubs;
@@ -60,8 +66,9 @@ use wasmflow_host::HostBuilder;
 use wasmflow_host::clock::Clock;
 use wasmflow_storage::Storage;
 
+pub use build::build_component;
 pub use clock::ManualClock;
-pub use stubs::StubOutcome;
+pub use stubs::{HttpResponse, StubOutcome};
 pub use wasmflow_host::journal::{TaskAttempt, TaskResult};
 pub use wasmflow_host::{
     ErrorKind, HistoryEvent, HistoryRecord, Host, RunId, RunRecord, RunStatus, StartOptions,
@@ -103,6 +110,9 @@ pub enum HarnessError {
         #[source]
         source: serde_json::Error,
     },
+    /// [`build_component`] failed: cargo's message.
+    #[error("cannot build the component of {}: {message}", .manifest.display())]
+    Build { manifest: PathBuf, message: String },
     /// The harness's host was stopped (a restart failed).
     #[error("the harness has no running host")]
     Stopped,
@@ -263,7 +273,7 @@ impl Harness {
             .plugins(self.dir.path().join("plugins"))
             .cache_dir(cache)
             .clock(self.clock.clone())
-            .task_stubs(self.stubs.clone())
+            .stubs(self.stubs.clone())
             .storage_layer(move |inner| -> Arc<dyn Storage> {
                 Arc::new(Crashing {
                     inner,
@@ -276,6 +286,11 @@ impl Harness {
         if let Some(grants) = &s.grants {
             builder = builder.grants(grants.clone());
         }
+        // One host opens at a time in a test binary: the first compiles
+        // each component into the cache, the others (tests run in
+        // parallel) read it instead of compiling it again alongside.
+        static OPENING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = OPENING.lock().await;
         Ok(builder.start().await?)
     }
 
@@ -381,6 +396,30 @@ impl Harness {
     /// Let task `task` run again.
     pub fn unstub_task(&self, task: &str) {
         self.stubs.clear(task);
+    }
+
+    /// Answer outbound requests to `url` with `response`, every time,
+    /// instead of sending them: no grant is needed and nothing connects.
+    /// `url` is `scheme://host[:port]/path` without the query string (the
+    /// port only when not the scheme's default); a trailing `*` matches
+    /// every URL it begins, a leading method (`"POST https://..."`) only
+    /// requests of that method. The most specific stub answers. The
+    /// request is recorded for the task attempt with the stub's status.
+    pub fn stub_http(&self, url: &str, response: HttpResponse) {
+        self.stubs.set_http(url, vec![response]);
+    }
+
+    /// [`Harness::stub_http`] with `responses` given in order to successive
+    /// requests, the last one repeated (a failure, then a success: a retry).
+    /// No responses: `url` is no longer stubbed.
+    pub fn stub_http_responses(&self, url: &str, responses: Vec<HttpResponse>) {
+        self.stubs.set_http(url, responses);
+    }
+
+    /// How many requests the stub of `url` (the same text as given to
+    /// [`Harness::stub_http`]) answered.
+    pub fn http_served(&self, url: &str) -> usize {
+        self.stubs.served(url)
     }
 
     /// Stop the host (activations in progress are abandoned) and open a new

@@ -1,24 +1,15 @@
 //! The harness on real components: `examples/order-payment` (the seed's
 //! Order and Payment) and the `probe` test guest's `Sleeper`.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+mod common;
+
 use std::time::Duration;
 
+use common::component;
 use serde_json::json;
-use wasmflow_testing::{ErrorKind, Harness, HistoryEvent, RunStatus, StartOptions, TaskResult};
-
-/// A built component: examples and test guests, built once per test binary.
-fn component(name: &str) -> PathBuf {
-    static GUESTS: OnceLock<xtask::Guests> = OnceLock::new();
-    let guests = GUESTS.get_or_init(|| xtask::build_guests().expect("the guest components build"));
-    let example = guests.example(name);
-    if example.exists() {
-        example
-    } else {
-        guests.test_guest(name)
-    }
-}
+use wasmflow_testing::{
+    ErrorKind, Harness, HistoryEvent, HttpResponse, RunStatus, StartOptions, TaskResult,
+};
 
 async fn order_payment() -> Harness {
     Harness::new(component("order-payment"))
@@ -210,5 +201,84 @@ async fn a_wait_timeout_fires_on_advance_not_before() {
     // A restart keeps the store and the fake clock.
     h.restart().await.unwrap();
     assert_eq!(h.status("sleeper").await.unwrap(), RunStatus::Completed);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stubbed_payments_service_fails_once_and_the_retry_fires_on_advance() {
+    let mut h = order_payment().await;
+    h.stub_http_responses(
+        "POST https://payments.test/charges",
+        vec![
+            HttpResponse::json(503, json!({"error": "try later"})),
+            HttpResponse::json(201, json!({"txn_id": "txn-from-service"})),
+        ],
+    );
+    h.start(
+        "Order",
+        "order-7",
+        json!({"order_id": "7", "amount": 12.0, "payments_url": "https://payments.test"}),
+    )
+    .await
+    .unwrap();
+    h.send("order-7", "start_payment", json!({})).await.unwrap();
+
+    // The first attempt got the 503: the Payment waits for its retry, due
+    // after the policy's 200 ms (give or take its jitter) on the fake clock.
+    let payment = h.run("payment-7").await.unwrap();
+    assert_eq!(payment.status, RunStatus::Waiting, "{payment:?}");
+    let retry = payment.timer.expect("a retry timer");
+    assert!(retry.retry, "{retry:?}");
+    let delay = retry.due_ms - h.now_ms();
+    assert!((100..=300).contains(&delay), "{delay} ms");
+    let attempts = h.task_attempts("payment-7", "charge_card").await.unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert!(!attempts[0].result.is_ok(), "{attempts:?}");
+    assert_eq!(attempts[0].retry_at_ms, Some(retry.due_ms));
+    let request = &attempts[0].requests[0];
+    assert_eq!(
+        (
+            request.method.as_str(),
+            request.path.as_str(),
+            request.status
+        ),
+        ("POST", "/charges", Some(503))
+    );
+
+    h.advance(Duration::from_millis(delay - 1)).await.unwrap();
+    assert_eq!(h.http_served("POST https://payments.test/charges"), 1);
+    h.advance(Duration::from_millis(1)).await.unwrap();
+    assert_eq!(
+        h.result::<String>("order-7").await.unwrap(),
+        "txn-from-service"
+    );
+    let attempts = h.task_attempts("payment-7", "charge_card").await.unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[1].attempt, 2);
+    assert_eq!(attempts[0].key, attempts[1].key, "one idempotency key");
+    assert_eq!(attempts[1].requests[0].status, Some(201));
+    assert_eq!(h.http_served("POST https://payments.test/charges"), 2);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unstubbed_url_needs_a_grant_as_in_a_real_host() {
+    let mut h = order_payment().await;
+    h.stub_http("https://payments.test/charges", HttpResponse::status(500));
+    h.start(
+        "Order",
+        "order-8",
+        json!({"order_id": "8", "amount": 1.0, "payments_url": "https://elsewhere.test"}),
+    )
+    .await
+    .unwrap();
+    h.send("order-8", "start_payment", json!({})).await.unwrap();
+    let attempts = h.task_attempts("payment-8", "charge_card").await.unwrap();
+    let first = attempts.first().expect("an attempt");
+    let TaskResult::Error(error) = &first.result else {
+        panic!("the request is refused: {first:?}");
+    };
+    assert!(error.message.contains("elsewhere.test"), "{error}");
+    assert_eq!(h.http_served("https://payments.test/charges"), 0);
     h.shutdown().await;
 }
