@@ -563,6 +563,12 @@ impl Host {
         }
     }
 
+    /// Every live run (running or waiting), read in one snapshot: a run
+    /// moving from one status to the other is seen once, in one of them.
+    pub async fn live_runs(&self) -> Result<Vec<RunRecord>> {
+        Ok(self.engine.storage().live_runs().await?)
+    }
+
     /// The versions live runs are pinned to, by workflow type.
     pub async fn live_versions(&self) -> Result<Vec<LiveVersion>> {
         Ok(self.engine.storage().live_versions().await?)

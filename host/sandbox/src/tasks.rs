@@ -289,19 +289,7 @@ impl ActivationState {
         };
         // Durable before the handler goes on: the values this execution saw
         // so far, then the attempt.
-        let mut entries = std::mem::take(&mut self.tasks.unrecorded);
-        entries.push(JournalEntry::Task(attempt));
-        let services = match self.services() {
-            Ok(s) => s.clone(),
-            Err(e) => return Err(self.stop(e)),
-        };
-        let (run_id, sequence) = (self.run_identity().run_id, self.sequence());
-        let recorded = self
-            .on_host(services.record(run_id, sequence, entries))
-            .await;
-        if let Err(e) = self.service_result(recorded)? {
-            return Err(self.stop(WorkflowError::new(error_kind_from_wit(e.kind), e.message)));
-        }
+        self.record_attempt(attempt).await?;
         match (result, retry_at_ms) {
             (TaskResult::Value(v), _) => Ok(wit::TaskEnded::Done(Ok(v.to_string()))),
             (TaskResult::Error(e), None) => Ok(wit::TaskEnded::Done(Err(to_wit(e)))),
@@ -368,6 +356,13 @@ impl ActivationState {
             retry_at_ms: None,
             requests: Vec::new(),
         };
+        self.record_attempt(attempt).await?;
+        Ok(Ok(wit::TaskBegun::Recorded(answer)))
+    }
+
+    /// Record `attempt`, after the values this execution saw so far,
+    /// durably: the handler goes on only once it is recorded.
+    async fn record_attempt(&mut self, attempt: TaskAttempt) -> WasmResult<()> {
         let mut entries = std::mem::take(&mut self.tasks.unrecorded);
         entries.push(JournalEntry::Task(attempt));
         let services = match self.services() {
@@ -381,7 +376,7 @@ impl ActivationState {
         if let Err(e) = self.service_result(recorded)? {
             return Err(self.stop(WorkflowError::new(error_kind_from_wit(e.kind), e.message)));
         }
-        Ok(Ok(wit::TaskBegun::Recorded(answer)))
+        Ok(())
     }
 
     /// The time of runs now: the host's clock.

@@ -468,23 +468,21 @@ impl Harness {
     }
 
     /// The live runs with work: running, or waiting with something due.
+    /// One snapshot of both statuses: two reads could miss a run that a
+    /// timer moved from waiting to running between them.
     async fn busy(&self) -> Result<Vec<RunRecord>> {
-        let host = self.host()?;
         let now = self.clock.now_ms();
-        let mut busy = Vec::new();
-        for status in [RunStatus::Running, RunStatus::Waiting] {
-            let filter = wasmflow_host::RunFilter {
-                status: Some(status),
-                ..Default::default()
-            };
-            for run in host.list(filter, None, 100_000).await? {
-                let due = run.timer.as_ref().is_some_and(|t| t.due_ms <= now)
-                    || run.deadline_ms.is_some_and(|d| d <= now);
-                if run.status == RunStatus::Running || due {
-                    busy.push(run);
-                }
-            }
-        }
+        let busy = self
+            .host()?
+            .live_runs()
+            .await?
+            .into_iter()
+            .filter(|run| {
+                run.status == RunStatus::Running
+                    || run.timer.as_ref().is_some_and(|t| t.due_ms <= now)
+                    || run.deadline_ms.is_some_and(|d| d <= now)
+            })
+            .collect();
         Ok(busy)
     }
 
