@@ -630,6 +630,14 @@ impl Engine {
         self.shutdown.cancelled()
     }
 
+    /// How many runs have a driver on this host now: an activation in
+    /// progress, or one about to start (a wake registers the driver before
+    /// its task runs, and a commit wakes the runs it delivers to before its
+    /// own driver lets go).
+    pub(crate) fn driven_runs(&self) -> usize {
+        self.drivers.lock().map_or(0, |d| d.len())
+    }
+
     /// How long a claim on a run lasts without renewal.
     pub(crate) fn claim_lease(&self) -> Duration {
         self.claim_lease

@@ -569,6 +569,13 @@ impl Host {
         Ok(self.engine.storage().live_runs().await?)
     }
 
+    /// How many runs this host is driving now (an activation in progress
+    /// or about to start). With [`Host::live_runs`], how a test harness
+    /// knows every run has parked: none driven, none running, nothing due.
+    pub fn driven_runs(&self) -> usize {
+        self.engine.driven_runs()
+    }
+
     /// The versions live runs are pinned to, by workflow type.
     pub async fn live_versions(&self) -> Result<Vec<LiveVersion>> {
         Ok(self.engine.storage().live_versions().await?)

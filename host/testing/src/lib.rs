@@ -453,11 +453,7 @@ impl Harness {
                 return Ok(());
             }
             if began.elapsed() >= self.settings.settle_limit {
-                let busy = busy
-                    .iter()
-                    .map(|r| format!("`{}` ({})", r.workflow_id, r.status))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let busy = busy.join(", ");
                 return Err(HarnessError::NotSettled {
                     limit: self.settings.settle_limit,
                     busy,
@@ -467,13 +463,15 @@ impl Harness {
         }
     }
 
-    /// The live runs with work: running, or waiting with something due.
-    /// One snapshot of both statuses: two reads could miss a run that a
-    /// timer moved from waiting to running between them.
-    async fn busy(&self) -> Result<Vec<RunRecord>> {
+    /// What still has work: runs running or waiting with something due
+    /// (one snapshot of both statuses: two reads could miss a run a timer
+    /// moved between them), then runs the host drives (read after the
+    /// snapshot: an event a commit delivered to a waiting run has woken
+    /// its driver before the committing driver let go).
+    async fn busy(&self) -> Result<Vec<String>> {
         let now = self.clock.now_ms();
-        let busy = self
-            .host()?
+        let host = self.host()?;
+        let mut busy: Vec<String> = host
             .live_runs()
             .await?
             .into_iter()
@@ -482,7 +480,12 @@ impl Harness {
                     || run.timer.as_ref().is_some_and(|t| t.due_ms <= now)
                     || run.deadline_ms.is_some_and(|d| d <= now)
             })
+            .map(|run| format!("`{}` ({})", run.workflow_id, run.status))
             .collect();
+        let driven = host.driven_runs();
+        if driven > 0 {
+            busy.push(format!("{driven} run(s) with an activation under way"));
+        }
         Ok(busy)
     }
 
