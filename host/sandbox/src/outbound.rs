@@ -21,7 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use wasmflow_core::activation::{HostServices, StubRequest, StubResponse};
+use wasmflow_core::activation::{HostServices, RunIdentity, StubRequest, StubResponse};
 use wasmflow_core::grant::{Grants, HttpGrant, OutboundLimits, check_address, substitute_secrets};
 use wasmflow_core::journal::OutboundRequest;
 use wasmflow_core::limits::MAX_REQUESTS_PER_ATTEMPT;
@@ -47,16 +47,16 @@ pub(crate) struct Outbound {
     pub scope: Arc<Mutex<Scope>>,
     grants: Arc<Grants>,
     limits: OutboundLimits,
-    /// Where stubbed responses come from (a test harness), and the run's
-    /// workflow type they are looked up by.
-    stubs: Option<(Arc<dyn HostServices>, String)>,
+    /// Where stubbed responses come from (a test harness), and the run
+    /// (its workflow type) they are looked up by.
+    stubs: Option<(Arc<dyn HostServices>, Arc<RunIdentity>)>,
 }
 
 impl Outbound {
     pub fn new(
         grants: Arc<Grants>,
         limits: OutboundLimits,
-        stubs: Option<(Arc<dyn HostServices>, String)>,
+        stubs: Option<(Arc<dyn HostServices>, Arc<RunIdentity>)>,
     ) -> Self {
         Outbound {
             scope: Arc::default(),
@@ -68,12 +68,12 @@ impl Outbound {
 
     /// The stubbed response to a request to `target`, if a test gave one.
     fn stubbed(&self, target: &Target) -> Option<StubResponse> {
-        let (services, workflow_type) = self.stubs.as_ref()?;
+        let (services, run) = self.stubs.as_ref()?;
         let request = StubRequest {
             method: target.method.clone(),
             url: target.url(),
         };
-        services.stubbed_http(workflow_type, &request)
+        services.stubbed_http(&run.workflow_type, &request)
     }
 
     /// Allow requests for `task`'s attempt.
@@ -161,7 +161,7 @@ impl WasiHttpHooks for Outbound {
             }
             let started = Instant::now();
             let result = match stubbed {
-                Some(stub) => stub_response(stub),
+                Some(stub) => stub_response(stub, request.into_body()),
                 None => send(request, options, &target, &grants, limits, &scope).await,
             };
             let (status, error) = match &result {
@@ -372,8 +372,10 @@ async fn send(
     Ok((response, Box::new(io)))
 }
 
-/// A stubbed response as the guest's client receives a real one.
-fn stub_response(stub: StubResponse) -> Result<Answer, Refused> {
+/// A stubbed response as the guest's client receives a real one. Its
+/// connection reads the request body to its end, as a server does: a body
+/// dropped unread would fail the guest's writes still under way.
+fn stub_response(stub: StubResponse, mut request: WasiBody) -> Result<Answer, Refused> {
     let bad = |what: String| {
         Refused::Denied(WorkflowError::new(
             ErrorKind::Application,
@@ -388,8 +390,12 @@ fn stub_response(stub: StubResponse) -> Result<Answer, Refused> {
         .map_err(|never| match never {})
         .boxed_unsync();
     let response = response.body(body).map_err(|e| bad(e.to_string()))?;
-    let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
-        Box::new(std::future::ready(Ok(())));
+    let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async move {
+        while let Some(frame) = request.frame().await {
+            frame?;
+        }
+        Ok(())
+    });
     Ok((response, io))
 }
 

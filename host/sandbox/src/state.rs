@@ -155,9 +155,7 @@ impl ActivationState {
             outbound: Outbound::new(
                 grants,
                 limits.outbound,
-                services
-                    .clone()
-                    .map(|services| (services, run.workflow_type.clone())),
+                services.clone().map(|services| (services, run.clone())),
             ),
             table: ResourceTable::new(),
             tasks: Tasks::new(journal),
