@@ -552,6 +552,57 @@ fn cancel_terminate_and_result_long_polls() {
     let o = host.cli(&["result", "slow", "--wait"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(out(&o).trim(), "\"timed out\"");
+
+    // A start that waits: the outcome in the start's own answer.
+    let (s, r) = host.http(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"type": "Timed", "id": "quick", "input": {"ms": 50}, "wait_ms": 30000})),
+    );
+    assert_eq!(s, 201, "{r}");
+    assert_eq!(r["outcome"]["status"], "completed", "{r}");
+    assert_eq!(r["outcome"]["result"], "timed out", "{r}");
+    assert_eq!(r["outcome"]["run_id"], r["run_id"], "{r}");
+    // A wait that runs out answers with the run as it is.
+    let (s, r) = host.http(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"type": "Timed", "id": "slower", "input": {"ms": 1500}, "wait_ms": 100})),
+    );
+    assert_eq!(
+        (s, r["outcome"]["status"].as_str()),
+        (201, Some("waiting")),
+        "{r}"
+    );
+    assert!(r["outcome"]["result"].is_null(), "{r}");
+    // A bad wait is refused before anything is stored.
+    for bad in [json!(0), json!(60_001), json!("1s")] {
+        let (s, r) = host.http(
+            "POST",
+            "/v1/workflows",
+            Some(json!({"type": "Timed", "id": "never", "input": {"ms": 1}, "wait_ms": bad})),
+        );
+        assert_eq!(
+            (s, r["kind"].as_str()),
+            (400, Some("InvalidPayload")),
+            "{bad}: {r}"
+        );
+        assert!(r["message"].as_str().unwrap().contains("wait_ms"), "{r}");
+    }
+    let (s, _) = host.http("GET", "/v1/workflows/never", None);
+    assert_eq!(s, 404, "no run was stored");
+    // `start --wait` prints the outcome.
+    let o = host.cli(&[
+        "start",
+        "Timed",
+        "--id",
+        "cli-quick",
+        "--input",
+        r#"{"ms": 20}"#,
+        "--wait",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "\"timed out\"");
 }
 
 fn wait_status(host: &Served, id: &str, status: &str) {
@@ -1283,4 +1334,45 @@ fn a_running_run_shows_its_current_step_in_status() {
     assert_eq!(s, 200, "{b}");
     let (_, b) = host.http("GET", "/v1/workflows/chatty", None);
     assert!(b.get("current").is_none(), "{b}");
+}
+
+#[test]
+fn finished_runs_past_the_retention_are_deleted_and_live_ones_kept() {
+    let host = Served::start_with(&["family"], None, &["--retention", "1s"]);
+    let (s, r) = host.http(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"type": "Timed", "id": "done", "input": {"ms": 1}, "wait_ms": 30000})),
+    );
+    assert_eq!(
+        (s, r["outcome"]["status"].as_str()),
+        (201, Some("completed")),
+        "{r}"
+    );
+    let (s, r) = host.http(
+        "POST",
+        "/v1/workflows",
+        Some(json!({"type": "Collector", "id": "live", "input": {"expected": 2}})),
+    );
+    assert_eq!(s, 201, "{r}");
+    wait_status(&host, "live", "waiting");
+    // The first pass comes 5 s after the start; then every minute.
+    let began = Instant::now();
+    loop {
+        let (s, r) = host.http("GET", "/v1/workflows/done", None);
+        if s == 404 {
+            assert_eq!(r["kind"], "RunNotFound", "{r}");
+            break;
+        }
+        assert_eq!((s, r["status"].as_str()), (200, Some("completed")), "{r}");
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the finished run was not deleted: {r}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (s, _) = host.http("GET", "/v1/workflows/done/history", None);
+    assert_eq!(s, 404, "its history went with it");
+    let (s, r) = host.http("GET", "/v1/workflows/live", None);
+    assert_eq!((s, r["status"].as_str()), (200, Some("waiting")), "{r}");
 }

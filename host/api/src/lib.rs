@@ -141,6 +141,11 @@ pub struct StartRequest {
     /// that provides the type) instead of the one new runs get.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Wait up to this many milliseconds, 1 to [`MAX_WAIT_MS`], for the run
+    /// to end, and answer with its outcome ([`Started::outcome`]): one
+    /// request per workflow. Absent: answer once the run is durable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
 }
 
 impl StartRequest {
@@ -153,17 +158,23 @@ impl StartRequest {
             timeout_ms: None,
             on_conflict: None,
             version: None,
+            wait_ms: None,
         }
     }
 }
 
 /// The answer to a start: 201 for a new run, 200 for the active run of the
 /// id (`existing`, with [`OnConflict::ReturnExisting`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Started {
     pub workflow_id: String,
     pub run_id: String,
     pub existing: bool,
+    /// With [`StartRequest::wait_ms`]: the run as it stood when the start
+    /// answered — ended (its result or error), or still `running` or
+    /// `waiting` when the wait ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<ResultView>,
 }
 
 /// The query of `GET /v1/workflows`.
@@ -665,12 +676,13 @@ mod tests {
             timeout_ms: Some(5000),
             on_conflict: Some(OnConflict::ReturnExisting),
             version: Some("3f1c0b9a".into()),
+            wait_ms: Some(2000),
         };
         round_trip(
             &full,
             json!({"type": "Order", "id": "abc", "input": {"amount": 1},
                    "timeout_ms": 5000, "on_conflict": "return_existing",
-                   "version": "3f1c0b9a"}),
+                   "version": "3f1c0b9a", "wait_ms": 2000}),
         );
         round_trip(&OnConflict::Error, json!("error"));
         let unknown = serde_json::from_value::<StartRequest>(json!({"tipe": "Order"}));
@@ -721,8 +733,26 @@ mod tests {
                 workflow_id: "abc".into(),
                 run_id: "r".into(),
                 existing: false,
+                outcome: None,
             },
             json!({"workflow_id": "abc", "run_id": "r", "existing": false}),
+        );
+        round_trip(
+            &Started {
+                workflow_id: "abc".into(),
+                run_id: "r".into(),
+                existing: false,
+                outcome: Some(ResultView {
+                    workflow_id: "abc".into(),
+                    run_id: "r".into(),
+                    status: RunStatus::Completed,
+                    result: Some(json!(42)),
+                    error: None,
+                }),
+            },
+            json!({"workflow_id": "abc", "run_id": "r", "existing": false,
+                   "outcome": {"workflow_id": "abc", "run_id": "r", "status": "completed",
+                               "result": 42, "error": null}}),
         );
     }
 

@@ -14,8 +14,11 @@
 //! instantiate|concurrent|sequential|order-payment|http|hosts|limits|plugins|tasks`
 //! for one figure. `plugins` prints how soon a new plugin file is startable and how
 //! long a host takes to start with 50 plugins, compiling and from the cache;
-//! `http` runs Order/Payment through the HTTP API with 64 concurrent
-//! clients on loopback.
+//! `http` runs Order/Payment through the HTTP API of a separate `wasmflow
+//! serve` process, one request per Order (a start that waits for the
+//! outcome), 256 in flight from an async driver: three rounds for the noise,
+//! then the server pinned to one CPU and to two, each with the server's and
+//! the driver's CPU per Order.
 //! `limits` prints what memory caps, deadlines and epoch time-slicing cost:
 //! activations/s with them on and off, in the sandbox alone and durable.
 //! `hosts` runs Order/Payment (at most 3,000 at once) with one, two and
@@ -149,7 +152,23 @@ fn main() -> anyhow::Result<()> {
             order_payment(&plugins, orders).await?;
         }
         if wanted("http") {
-            order_payment_http(&plugins, orders, 64).await?;
+            // Noise: three rounds, then the server pinned to one and to two
+            // CPUs (the driver shares them: see its CPU per Order).
+            let mut rounds = Vec::new();
+            for _ in 0..3 {
+                rounds.push(order_payment_http(orders, 256, None).await?);
+            }
+            let spread = rounds.iter().cloned().fold(f64::MIN, f64::max)
+                - rounds.iter().cloned().fold(f64::MAX, f64::min);
+            println!(
+                "order/payment over HTTP: median {:.0} workflows/s of 3 rounds, spread {spread:.0} ({:.0}%)",
+                median(rounds.clone()),
+                spread / median(rounds) * 100.0
+            );
+            if num_cpus() >= 2 {
+                order_payment_http(orders, 256, Some("0")).await?;
+                order_payment_http(orders, 256, Some("0,1")).await?;
+            }
         }
         if wanted("hosts") {
             several_hosts(&plugins, orders.min(3_000)).await?;
@@ -316,89 +335,197 @@ async fn order_payment(plugins: &std::path::Path, orders: usize) -> anyhow::Resu
     Ok(())
 }
 
-/// Order/Payment through the HTTP API: `clients` concurrent clients on
-/// loopback, each starting an Order, sending `start_payment` and
-/// long-polling the result, until `orders` are done.
+/// Order/Payment through the HTTP API of a `wasmflow serve` process of its
+/// own (this build's binary, on a fresh SQLite file, fsync on), one request
+/// per Order: a start of `InstantOrder` (tests/guests/instant-order: the
+/// parent starts its child from its start handler) that waits for the
+/// outcome. The driver is async (hyper, one connection per request in
+/// flight) in this process; it prints its own CPU beside the server's so a
+/// reader sees who was the limit. `cpus`: the server pinned to those CPUs
+/// with `taskset` (`None`: not pinned).
 async fn order_payment_http(
-    plugins: &std::path::Path,
     orders: usize,
-    clients: usize,
-) -> anyhow::Result<()> {
+    in_flight: usize,
+    cpus: Option<&str>,
+) -> anyhow::Result<f64> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+
+    let test_plugins = std::env::var_os("WASMFLOW_TEST_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../target/test-plugins"));
     let dir = tempfile::tempdir()?;
-    let host = Arc::new(
-        HostBuilder::new(dir.path().join("http.db"))
-            .plugins(plugins)
-            .start()
-            .await?,
-    );
-    let stopping = tokio_util::sync::CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let server = tokio::spawn(wasmflow_server::serve(
-        listener,
-        host.clone(),
-        None,
-        stopping.clone(),
-    ));
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let start = Instant::now();
-    let workers: Vec<_> = (0..clients)
-        .map(|_| {
-            let next = next.clone();
-            std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .build()
-                    .into();
-                let base = format!("http://{addr}");
-                let mut latencies = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= orders {
-                        return Ok(latencies);
-                    }
-                    let began = Instant::now();
-                    let id = format!("http-o{i}");
-                    let body = serde_json::json!({"type": "Order", "id": id,
-                        "input": {"order_id": id, "amount": 10.0}});
-                    let r = agent.post(format!("{base}/v1/workflows")).send_json(body)?;
-                    anyhow::ensure!(r.status() == 201, "start answered {}", r.status());
-                    let r = agent
-                        .post(format!("{base}/v1/workflows/{id}/events"))
-                        .send_json(serde_json::json!({"name": "start_payment"}))?;
-                    anyhow::ensure!(r.status() == 202, "send answered {}", r.status());
-                    let mut r = agent
-                        .get(format!("{base}/v1/workflows/{id}/result?wait_ms=60000"))
-                        .call()?;
-                    let done: serde_json::Value = r.body_mut().read_json()?;
-                    anyhow::ensure!(done["status"] == "completed", "order {id}: {done}");
-                    latencies.push(began.elapsed());
-                }
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(orders);
-    for worker in workers {
-        let done = tokio::task::spawn_blocking(move || worker.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
-        latencies.extend(done);
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins)?;
+    std::fs::copy(
+        test_plugins.join("instant-order.wasm"),
+        plugins.join("instant-order.wasm"),
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut command = match cpus {
+        Some(cpus) => {
+            let mut c = std::process::Command::new("taskset");
+            c.args(["-c", cpus]).arg(env!("CARGO_BIN_EXE_wasmflow"));
+            c
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_wasmflow")),
+    };
+    command
+        .args(["serve", "--listen", &addr, "--plugins"])
+        .arg(&plugins)
+        .arg("--db")
+        .arg(dir.path().join("serve.db"))
+        .arg("--max-inbox")
+        .arg("100000")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut serve = KillOnDrop(command.spawn()?);
+    let client: Client<_, Full<bytes::Bytes>> =
+        Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(in_flight)
+            .build_http();
+    let types_url: hyper::Uri = format!("http://{addr}/v1/types").parse()?;
+    let ready = Instant::now();
+    loop {
+        let request = hyper::Request::get(types_url.clone()).body(Full::default())?;
+        if let Ok(response) = client.request(request).await {
+            let body = response.into_body().collect().await?.to_bytes();
+            if String::from_utf8_lossy(&body).contains("InstantOrder") {
+                break;
+            }
+        }
+        anyhow::ensure!(
+            ready.elapsed() < Duration::from_secs(60),
+            "wasmflow serve did not start"
+        );
+        if let Some(status) = serve.0.try_wait()? {
+            anyhow::bail!("wasmflow serve exited: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let elapsed = start.elapsed();
+    let start_url: hyper::Uri = format!("http://{addr}/v1/workflows").parse()?;
+    let one = move |i: usize| {
+        let client = client.clone();
+        let url = start_url.clone();
+        async move {
+            let id = format!("o{i}");
+            let body = serde_json::json!({"type": "InstantOrder", "id": id,
+                "input": {"order_id": id, "amount": 10.0}, "wait_ms": 60000});
+            let request = hyper::Request::post(url)
+                .header("content-type", "application/json")
+                .body(Full::new(bytes::Bytes::from(body.to_string())))?;
+            let began = Instant::now();
+            let response = client.request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            let answer: serde_json::Value = serde_json::from_slice(&body)?;
+            anyhow::ensure!(
+                status == 201 && answer["outcome"]["status"] == "completed",
+                "order {id}: {status} {answer}"
+            );
+            anyhow::Ok(began.elapsed())
+        }
+    };
+    // Warm up: the component's instances, the connections.
+    for i in 0..in_flight.min(orders) {
+        one(orders + i).await?;
+    }
+    let server_cpu = || process_cpu(&format!("/proc/{}/stat", serve.0.id()));
+    let (server_before, driver_before) = (server_cpu()?, process_cpu("/proc/self/stat")?);
+    let began = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut lanes = tokio::task::JoinSet::new();
+    for _ in 0..in_flight {
+        let next = next.clone();
+        let one = one.clone();
+        lanes.spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= orders {
+                    return anyhow::Ok(latencies);
+                }
+                latencies.push(one(i).await?);
+            }
+        });
+    }
+    let mut latencies = Vec::with_capacity(orders);
+    while let Some(lane) = lanes.join_next().await {
+        latencies.extend(lane??);
+    }
+    let elapsed = began.elapsed();
+    let (server_cpu, driver_cpu) = (
+        server_cpu()? - server_before,
+        process_cpu("/proc/self/stat")? - driver_before,
+    );
     latencies.sort();
+    let rate = orders as f64 / elapsed.as_secs_f64();
+    let pinned = cpus.map_or_else(
+        || "not pinned".to_owned(),
+        |c| format!("server on CPUs {c}"),
+    );
     println!(
-        "order/payment over HTTP, {orders} by {clients} clients: {:.0} workflows/s ({:.2} s); latency p50 {:.1} ms, p99 {:.1} ms",
-        orders as f64 / elapsed.as_secs_f64(),
+        "order/payment over HTTP to a separate `wasmflow serve` ({pinned}), one request per Order, \
+         {orders} with {in_flight} in flight: {rate:.0} workflows/s ({:.2} s); latency p50 {:.1} ms, \
+         p99 {:.1} ms; CPU per Order: server {:.0} µs, driver {:.0} µs",
         elapsed.as_secs_f64(),
         millis(latencies[latencies.len() / 2]),
         millis(latencies[latencies.len() * 99 / 100]),
+        server_cpu.as_secs_f64() * 1e6 / orders as f64,
+        driver_cpu.as_secs_f64() * 1e6 / orders as f64,
     );
-    stopping.cancel();
-    server.await??;
-    if let Ok(host) = Arc::try_unwrap(host) {
-        host.shutdown().await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &serve.0.id().to_string()])
+        .status();
+    let _ = serve.0.wait();
+    Ok(rate)
+}
+
+/// A child process killed when dropped (a failed benchmark leaves no
+/// server behind).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    Ok(())
+}
+
+/// The user + system CPU time of a process, from its `/proc/PID/stat`.
+fn process_cpu(stat: &str) -> anyhow::Result<Duration> {
+    let text = std::fs::read_to_string(stat)?;
+    // After the command name in parentheses: state is field 3, utime 14,
+    // stime 15 (1-based).
+    let rest = text
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow::anyhow!("{stat}: no command name"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| anyhow::anyhow!("{stat}: too few fields"))?
+            .parse()?)
+    };
+    // Fields from state (3) on: utime is the 12th of them, stime the 13th.
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_secs_f64(total as f64 / clock_ticks() as f64))
+}
+
+/// `sysconf(_SC_CLK_TCK)`, as `getconf` reports it (100 on Linux).
+fn clock_ticks() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(100)
 }
 
 /// `orders` Orders started at once on `host` (charging at `payments_url`

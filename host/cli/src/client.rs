@@ -751,6 +751,9 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
                 timeout_ms: timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
                 on_conflict: return_existing.then_some(OnConflict::ReturnExisting),
                 version,
+                // One request: the start answers with the outcome once the
+                // run ends within the wait (longer waits go on below).
+                wait_ms: wait.then(|| long_poll_ms(long_poll)),
             };
             let started: Started = accepted!(client.post("/v1/workflows", &body));
             if !wait {
@@ -766,13 +769,18 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            result(
-                &client,
-                &started.workflow_id,
-                Some(&started.run_id),
-                Some(long_poll),
-                json_out,
-            )
+            match started.outcome {
+                Some(outcome) if outcome.status.is_terminal() => {
+                    print_outcome(outcome, Some(long_poll), json_out)
+                }
+                _ => result(
+                    &client,
+                    &started.workflow_id,
+                    Some(&started.run_id),
+                    Some(long_poll),
+                    json_out,
+                ),
+            }
         }
         Request::Send {
             id,
@@ -1255,9 +1263,7 @@ fn result(
     let until = wait.map(|w| std::time::Instant::now() + w);
     let answer: ResultView = loop {
         let left = until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
-        let wait_ms = left
-            .map(|l| u64::try_from(l.as_millis()).map_or(MAX_WAIT_MS, |ms| ms.min(MAX_WAIT_MS)))
-            .filter(|&ms| ms > 0);
+        let wait_ms = left.map(long_poll_ms).filter(|&ms| ms > 0);
         let path = with_query(
             format!("/v1/workflows/{}/result", encode(id)),
             &[
@@ -1272,6 +1278,20 @@ fn result(
             break answer;
         }
     };
+    print_outcome(answer, wait, json_out)
+}
+
+/// `wait` as a request's `wait_ms`: at most [`MAX_WAIT_MS`].
+fn long_poll_ms(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).map_or(MAX_WAIT_MS, |ms| ms.min(MAX_WAIT_MS))
+}
+
+/// Print a run's outcome (`result`, `start --wait`); the exit code says it.
+fn print_outcome(
+    answer: ResultView,
+    wait: Option<Duration>,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
     if json_out {
         print_json(&answer)?;
     }

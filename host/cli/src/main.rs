@@ -163,6 +163,11 @@ struct HostArgs {
     /// (default: the config file's, else 30 s).
     #[arg(long, value_parser = humantime::parse_duration)]
     lease_timeout: Option<Duration>,
+    /// How long finished runs are kept, e.g. `30d` (the default, or the
+    /// config file's `[database] retention_days`); older ones are deleted
+    /// in the background. `0s`: kept for ever.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    retention: Option<Duration>,
     /// With PostgreSQL: connections in the pool (default: the config
     /// file's, else 16).
     #[arg(long)]
@@ -244,6 +249,9 @@ impl HostArgs {
         }
         if let Some(t) = self.step_timeout {
             b = b.step_timeout(t);
+        }
+        if let Some(r) = self.retention {
+            b = b.retention(Some(r));
         }
         if let Some(t) = self.lease_timeout {
             b = b.lease_timeout(t);

@@ -8,6 +8,10 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a host's claim on a run lasts without renewal (several hosts on
 /// one database): a dead host's runs are taken over this long after.
 pub const CLAIM_LEASE: Duration = Duration::from_secs(30);
+
+/// How long finished runs are kept before the background deletion takes
+/// them (`HostBuilder::retention`): 30 days.
+pub const RETENTION: Duration = Duration::from_secs(30 * 86_400);
 /// Deadline of a component's `describe` when it is loaded.
 pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Linear memory cap per instance.

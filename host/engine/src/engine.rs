@@ -68,6 +68,9 @@ pub struct EngineConfig {
     /// Task outcomes and outbound responses a test harness gives instead
     /// of running the tasks and sending the requests; `None` in a real host.
     pub stubs: Option<Arc<dyn Stubs>>,
+    /// Finished runs older than this are deleted in the background
+    /// (module `retention`); `None`: kept for ever.
+    pub retention: Option<Duration>,
 }
 
 /// The system clock: time passes by itself, timers sleep on tokio's.
@@ -96,6 +99,7 @@ pub(crate) struct Engine {
     max_history_len: u64,
     grants: GrantTable,
     claim_lease: Duration,
+    retention: Option<Duration>,
     /// Other hosts share the database: watch for their notices and for the
     /// runs of hosts that died.
     shared: bool,
@@ -139,6 +143,7 @@ impl Engine {
             max_history_len: config.max_history_len,
             grants: config.grants,
             claim_lease: config.claim_lease,
+            retention: config.retention,
             version_files: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             spans: config.spans.map(Spans::new),
@@ -641,6 +646,11 @@ impl Engine {
     /// How long a claim on a run lasts without renewal.
     pub(crate) fn claim_lease(&self) -> Duration {
         self.claim_lease
+    }
+
+    /// How long finished runs are kept.
+    pub(crate) fn retention(&self) -> Option<Duration> {
+        self.retention
     }
 
     /// Abandon the activation this host's driver runs for `run_id`, if any:

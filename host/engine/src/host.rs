@@ -120,6 +120,7 @@ impl Host {
     ) -> Result<Host> {
         let engine = Engine::start(config, storage, sandbox).await?;
         crate::shared::start(&engine);
+        crate::retention::start(&engine);
         Ok(Host { engine })
     }
 

@@ -29,6 +29,7 @@ mod error;
 mod host;
 mod metrics;
 pub mod plugins;
+mod retention;
 mod shared;
 mod telemetry;
 pub mod upgrade;

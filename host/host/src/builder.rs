@@ -43,6 +43,7 @@ pub struct HostBuilder {
     clock: Arc<dyn wasmflow_core::clock::Clock>,
     stubs: Option<Arc<dyn wasmflow_core::activation::Stubs>>,
     storage_layer: Option<StorageLayer>,
+    retention: Option<Duration>,
 }
 
 /// A wrapper around the storage backend the host opens (see
@@ -78,7 +79,20 @@ impl HostBuilder {
         if let Some(connections) = config.database.pool_size {
             self.pool_size = connections;
         }
+        if let Some(retention) = config.database.retention {
+            self.retention = retention;
+        }
         self.grants(config.grants)
+    }
+
+    /// How long finished runs (completed, failed, cancelled, terminated)
+    /// are kept: older ones are deleted in the background, a small batch at
+    /// a time, with their store, inbox and history (a run with a live
+    /// child, or a child with a live parent, is kept). Default: 30 days;
+    /// `None`: kept for ever.
+    pub fn retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention.filter(|r| !r.is_zero());
+        self
     }
 
     /// How long a host's claim on a run lasts without being renewed: when a
@@ -343,6 +357,7 @@ impl HostBuilder {
             spans: self.spans,
             clock: self.clock,
             stubs: self.stubs,
+            retention: self.retention,
         };
         Host::new(config, storage, Arc::new(sandbox)).await
     }
@@ -374,6 +389,7 @@ impl HostBuilder {
             clock: Arc::new(wasmflow_engine::SystemClock),
             stubs: None,
             storage_layer: None,
+            retention: Some(defaults::RETENTION),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! url = "postgres://wasmflow@db.internal/wasmflow"  # or a SQLite file (default wasmflow.db)
 //! lease_timeout_ms = 30000        # PostgreSQL: a dead host's runs move after this
 //! pool_size = 16                  # PostgreSQL: connections of this host
+//! retention_days = 30             # finished runs older are deleted (0: kept for ever)
 //!
 //! [outbound]
 //! timeout_ms = 10000              # a request's whole time (default 10 s)
@@ -73,6 +74,7 @@ struct DatabaseSection {
     url: Option<String>,
     lease_timeout_ms: Option<u64>,
     pool_size: Option<u32>,
+    retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +128,8 @@ pub struct DatabaseConfig {
     pub url: Option<Database>,
     pub lease_timeout: Option<Duration>,
     pub pool_size: Option<u32>,
+    /// `retention_days`: `Some(None)` for 0 (finished runs are kept).
+    pub retention: Option<Option<Duration>>,
 }
 
 impl Config {
@@ -180,6 +184,17 @@ impl Config {
                     ));
                 }
                 n => n,
+            },
+            retention: match file.database.retention_days {
+                Some(days) if days > 36_500 => {
+                    return Err(invalid(
+                        "database.retention_days".into(),
+                        format!("{days} is not between 0 and 36500 (0: keep finished runs)"),
+                    ));
+                }
+                Some(0) => Some(None),
+                Some(days) => Some(Some(Duration::from_secs(days * 86_400))),
+                None => None,
             },
         };
         let mut limits = OutboundLimits::default();
@@ -430,6 +445,25 @@ mod tests {
             Some(Database::Sqlite("runs/wasmflow.db".into()))
         );
         assert_eq!(parse("").unwrap().database.pool_size, None);
+    }
+
+    #[test]
+    fn retention_days_reads_back_and_zero_keeps_every_run() {
+        let retention = |text: &str| parse(text).unwrap().database.retention;
+        assert_eq!(
+            retention("[database]\nretention_days = 7\n"),
+            Some(Some(Duration::from_secs(7 * 86_400)))
+        );
+        assert_eq!(retention("[database]\nretention_days = 0\n"), Some(None));
+        assert_eq!(retention(""), None, "absent: the builder's default");
+        let e = parse("[database]\nretention_days = 36501\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("database.retention_days"), "{e}");
+        let e = parse("[database]\nretention_days = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("retention_days"), "{e}");
     }
 
     #[test]

@@ -643,10 +643,22 @@ fn closing(error: ApiError) -> Response {
     response
 }
 
-/// Parse a JSON body (empty: `{}`), naming what is wrong.
+/// A JSON request body (empty: `{}`); an error names the field that is
+/// wrong, when it is a field.
 fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
     let text = if bytes.is_empty() { &b"{}"[..] } else { bytes };
-    serde_json::from_slice(text).map_err(|e| ApiError::bad_input(format!("the request body: {e}")))
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        match path.as_str() {
+            "" | "." => ApiError::bad_input(format!("the request body: {e}")),
+            _ => ApiError::bad_input(format!("the request body: `{path}`: {e}")),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_input(format!("the request body: {e}")))?;
+    Ok(value)
 }
 
 fn run_id(text: Option<&str>) -> ApiResult<Option<RunId>> {
@@ -772,6 +784,8 @@ async fn start(State(api): State<Api>, bytes: Bytes) -> ApiResult {
     if let Some(version) = req.version {
         options = options.version(version);
     }
+    // Checked before the start: a bad wait stores no run.
+    let wait = req.wait_ms.map(wait_ms).transpose()?;
     let input = match req.input {
         Some(input) => input.to_string(),
         None => "{}".to_owned(),
@@ -782,12 +796,36 @@ async fn start(State(api): State<Api>, bytes: Bytes) -> ApiResult {
     } else {
         StatusCode::CREATED
     };
+    let outcome = match wait {
+        None => None,
+        Some(wait) => {
+            // The run is durable already: a stop answers with it as it is.
+            let run = tokio::select! {
+                done = api.host.wait_for(started.run_id, wait) => done?,
+                _ = api.stopping.cancelled() => api.host.run(started.run_id).await?,
+            };
+            Some(result_view(&run)?)
+        }
+    };
     let body = api::Started {
         workflow_id: started.workflow_id,
         run_id: started.run_id.to_string(),
         existing: started.existing,
+        outcome,
     };
     Ok((status, axum::Json(body)).into_response())
+}
+
+/// A `wait_ms` of a request: 1 to [`api::MAX_WAIT_MS`].
+fn wait_ms(ms: u64) -> ApiResult<Duration> {
+    if (1..=api::MAX_WAIT_MS).contains(&ms) {
+        Ok(Duration::from_millis(ms))
+    } else {
+        Err(ApiError::bad_input(format!(
+            "`wait_ms` must be 1 to {} (leave it out to answer at once), not {ms}",
+            MAX_WAIT.as_millis()
+        )))
+    }
 }
 
 async fn list(State(api): State<Api>, Query(q): Query<api::ListQuery>) -> ApiResult {
@@ -858,16 +896,11 @@ async fn result(
     Path(id): Path<String>,
     Query(q): Query<api::RunQuery>,
 ) -> ApiResult {
-    let wait = match q.wait_ms {
-        None => Duration::ZERO,
-        Some(ms) if (1..=api::MAX_WAIT_MS).contains(&ms) => Duration::from_millis(ms),
-        Some(ms) => {
-            return Err(ApiError::bad_input(format!(
-                "`wait_ms` must be 1 to {} (leave it out to answer at once), not {ms}",
-                MAX_WAIT.as_millis()
-            )));
-        }
-    };
+    let wait = q
+        .wait_ms
+        .map(wait_ms)
+        .transpose()?
+        .unwrap_or(Duration::ZERO);
     let run = api.host.find_run(&id, run_id(q.run_id.as_deref())?).await?;
     let run = if run.status.is_terminal() || wait.is_zero() {
         run

@@ -683,6 +683,45 @@ impl Storage for PostgresStorage {
         .await
     }
 
+    async fn delete_finished(
+        &self,
+        ended_before_ms: u64,
+        limit: usize,
+    ) -> Result<usize, StorageError> {
+        let before = big(ended_before_ms);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |c| {
+            let mut tx = c.client.transaction().map_err(classify)?;
+            // Locked as they are picked: a host finishing a child of one of
+            // them at the same time waits, then sees it gone.
+            let rows = tx
+                .query(
+                    "SELECT run_id FROM runs r
+                     WHERE status IN ('completed', 'failed', 'cancelled', 'terminated')
+                       AND updated_at < $1
+                       AND NOT EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.run_id
+                                       AND c.status IN ('running', 'waiting'))
+                       AND NOT EXISTS (SELECT 1 FROM runs p WHERE p.run_id = r.parent_run_id
+                                       AND p.status IN ('running', 'waiting'))
+                     ORDER BY updated_at LIMIT $2
+                     FOR UPDATE SKIP LOCKED",
+                    &[&before, &limit],
+                )
+                .map_err(classify)?;
+            let runs: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            for table in ["store", "inbox", "history", "journal", "runs"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE run_id = ANY($1)"),
+                    &[&runs],
+                )
+                .map_err(classify)?;
+            }
+            tx.commit().map_err(classify)?;
+            Ok(runs.len())
+        })
+        .await
+    }
+
     async fn deploy(&self, file: &str, version: &str, at_ms: u64) -> Result<(), StorageError> {
         let (file, version) = (file.to_owned(), version.to_owned());
         let channel = self.channel.clone();

@@ -35,12 +35,12 @@ fn hosts_starting_together_migrate_once() {
         .query_one("SELECT COUNT(*) FROM refinery_schema_history", &[])
         .and_then(|r| r.try_get(0))
         .expect("the migration history");
-    let deployments: bool = client
-        .query_one("SELECT to_regclass('deployments') IS NOT NULL", &[])
+    let runs_ended: bool = client
+        .query_one("SELECT to_regclass('runs_ended') IS NOT NULL", &[])
         .and_then(|r| r.try_get(0))
-        .expect("the tables");
-    assert_eq!(applied, 2, "each migration once");
-    assert!(deployments, "the newest migration applied");
+        .expect("the indexes");
+    assert_eq!(applied, 3, "each migration once");
+    assert!(runs_ended, "the newest migration applied");
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn a_schema_newer_than_the_binary_is_refused_naming_both_versions() {
             err,
             StorageError::SchemaTooNew {
                 found: 999,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),

@@ -321,6 +321,39 @@ impl Storage for SqliteStorage {
         .await
     }
 
+    async fn delete_finished(
+        &self,
+        ended_before_ms: u64,
+        limit: usize,
+    ) -> Result<usize, StorageError> {
+        let before = i64::try_from(ended_before_ms).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.transact(move |tx| {
+            let runs: Vec<String> = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT run_id FROM runs r
+                     WHERE status IN ('completed', 'failed', 'cancelled', 'terminated')
+                       AND updated_at < ?1
+                       AND NOT EXISTS (SELECT 1 FROM runs c WHERE c.parent_run_id = r.run_id
+                                       AND c.status IN ('running', 'waiting'))
+                       AND NOT EXISTS (SELECT 1 FROM runs p WHERE p.run_id = r.parent_run_id
+                                       AND p.status IN ('running', 'waiting'))
+                     ORDER BY updated_at LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(rusqlite::params![before, limit], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for run_id in &runs {
+                for table in ["store", "inbox", "history", "journal", "runs"] {
+                    tx.prepare_cached(&format!("DELETE FROM {table} WHERE run_id = ?1"))?
+                        .execute([run_id])?;
+                }
+            }
+            Ok(runs.len())
+        })
+        .await
+    }
+
     /// The component versions live runs are pinned to.
     async fn live_versions(&self) -> Result<Vec<LiveVersion>, StorageError> {
         self.read(|c| {

@@ -60,7 +60,7 @@ fn a_newer_schema_is_refused_with_both_versions() {
             err,
             StorageError::SchemaTooNew {
                 found: 7,
-                supported: 4,
+                supported: 5,
                 ..
             }
         ),
@@ -75,7 +75,7 @@ fn a_newer_schema_is_refused_with_both_versions() {
         .unwrap()
         .execute_batch(
             "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
-             VALUES (5, 'later', '2026-11-28T00:00:00Z', '0')",
+             VALUES (6, 'later', '2026-11-28T00:00:00Z', '0')",
         )
         .unwrap();
     let err = SqliteStorage::open(&path, Access::Host, QUOTAS)
@@ -85,8 +85,8 @@ fn a_newer_schema_is_refused_with_both_versions() {
         matches!(
             err,
             StorageError::SchemaTooNew {
-                found: 5,
-                supported: 4,
+                found: 6,
+                supported: 5,
                 ..
             }
         ),
@@ -94,7 +94,7 @@ fn a_newer_schema_is_refused_with_both_versions() {
     );
     let message = err.to_string();
     assert!(
-        message.contains("schema version 5, newer than this wasmflow's 4"),
+        message.contains("schema version 6, newer than this wasmflow's 5"),
         "{message}"
     );
 }

@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
     ($open:expr) => {
         $crate::conformance_tests!(@each $open;
             a_created_run_is_running_at_seq_zero_with_its_start_activation,
+            retention_deletes_old_finished_runs_in_batches_and_keeps_families_with_live_runs,
             a_workflow_id_has_at_most_one_active_run,
             a_commit_is_guarded_by_the_sequence_number,
             a_run_that_ends_keeps_its_result_and_takes_no_more_commits,
@@ -2721,6 +2722,131 @@ pub async fn concurrent_writes_each_land_once_and_alone(s: &dyn Storage) {
 // Scaffolding.
 
 /// A storage result, or a panic naming the call.
+/// Retention (`delete_finished`): finished runs that ended before the cut,
+/// oldest first, at most `limit` a call, with everything they stored; live
+/// runs, runs that ended later, a finished parent with a live child and a
+/// finished child with a live parent stay.
+pub async fn retention_deletes_old_finished_runs_in_batches_and_keeps_families_with_live_runs(
+    s: &dyn Storage,
+) {
+    let db = Db(s);
+    let cut = T0 + 1_000;
+    // Three old finished runs, each with a store key and a history; ended
+    // at T0+100, +200, +300 (completed, failed, cancelled).
+    let mut old = Vec::new();
+    for (i, next) in [
+        NextState::Completed(json(json!(1))),
+        NextState::Failed(WorkflowError::new(ErrorKind::Application, "no")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = db.create(new_run("Order", &format!("old-{i}"), T0)).await;
+        let mut c = StateCommit::new(id, 0, next, T0 + 100 * (i as u64 + 1));
+        c.writes.insert("k".into(), Some(json(json!("v"))));
+        db.applied(c).await;
+        old.push(id);
+    }
+    let cancelled = db.create(new_run("Order", "old-2", T0)).await;
+    db.applied(StateCommit::new(
+        cancelled,
+        0,
+        NextState::Waiting(None),
+        T0 + 50,
+    ))
+    .await;
+    ok(
+        "cancel",
+        s.cancel(cancelled, "enough".into(), T0 + 300).await,
+    )
+    .unwrap_or_else(|e| panic!("cancel a waiting run: {e:?}"));
+    old.push(cancelled);
+    // Finished after the cut; live; a finished parent with a live child; a
+    // live parent with a finished child.
+    let recent = db.create(new_run("Order", "recent", T0)).await;
+    db.applied(StateCommit::new(
+        recent,
+        0,
+        NextState::Completed(json(json!(2))),
+        cut + 1,
+    ))
+    .await;
+    let live = db.create(new_run("Order", "live", T0)).await;
+    let parent = db.create(new_run("Order", "parent", T0)).await;
+    let child = child_of(parent, "Payment", "child", None, ClosePolicy::Abandon);
+    let child_id = child.run_id;
+    let mut c = StateCommit::new(parent, 0, NextState::Completed(json(json!(3))), T0 + 100);
+    c.children = vec![child];
+    db.applied(c).await;
+    let live_parent = db.create(new_run("Order", "live-parent", T0)).await;
+    let done_child = child_of(
+        live_parent,
+        "Payment",
+        "done-child",
+        None,
+        ClosePolicy::Abandon,
+    );
+    let done_child_id = done_child.run_id;
+    let mut c = StateCommit::new(live_parent, 0, NextState::Waiting(None), T0 + 10);
+    c.children = vec![done_child];
+    db.applied(c).await;
+    ok("claim", s.claim(done_child_id, u64::MAX / 2).await);
+    db.applied(StateCommit::new(
+        done_child_id,
+        0,
+        NextState::Completed(json(json!(4))),
+        T0 + 100,
+    ))
+    .await;
+
+    assert_eq!(
+        ok("delete_finished", s.delete_finished(cut, 2).await),
+        2,
+        "at most `limit` runs a call"
+    );
+    assert!(
+        ok("run", s.run(old[0]).await).is_none() && ok("run", s.run(old[1]).await).is_none(),
+        "the two that ended first went first"
+    );
+    assert!(ok("run", s.run(old[2]).await).is_some(), "the third waits");
+    assert_eq!(
+        ok("delete_finished", s.delete_finished(cut, 2).await),
+        1,
+        "then the third"
+    );
+    assert_eq!(
+        ok("delete_finished", s.delete_finished(cut, 2).await),
+        0,
+        "and nothing else is old, finished and free of live family"
+    );
+    for id in &old {
+        assert!(ok("run", s.run(*id).await).is_none(), "{id} deleted");
+        assert!(
+            db.history(*id).await.is_empty(),
+            "{id}: its history went too"
+        );
+        assert!(
+            ok("store", s.store(*id).await).is_empty(),
+            "{id}: its store went too"
+        );
+        assert!(
+            ok("inbox", s.inbox(*id).await).is_empty(),
+            "{id}: its inbox went too"
+        );
+    }
+    for (id, what) in [
+        (recent, "a run that ended after the cut"),
+        (live, "a live run"),
+        (parent, "a finished parent with a live child"),
+        (child_id, "a live child"),
+        (live_parent, "a live parent"),
+        (done_child_id, "a finished child of a live parent"),
+    ] {
+        assert!(ok("run", s.run(id).await).is_some(), "{what} is kept");
+        assert!(!db.history(id).await.is_empty(), "{what} keeps its history");
+    }
+}
+
 fn ok<T>(what: &str, result: Result<T, StorageError>) -> T {
     match result {
         Ok(value) => value,

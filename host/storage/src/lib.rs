@@ -659,6 +659,17 @@ pub trait Storage: Send + Sync + 'static {
     /// and those deployed.
     async fn prune_components(&self, keep: Vec<String>) -> Result<usize, StorageError>;
 
+    /// Retention: delete up to `limit` finished runs (completed, failed,
+    /// cancelled, terminated) that ended before `ended_before_ms`, oldest
+    /// first, with their store, inbox, history and journal, in one
+    /// transaction; the number deleted. A run with a live child, or a child
+    /// whose parent is live, is kept (the family still reaches it).
+    async fn delete_finished(
+        &self,
+        ended_before_ms: u64,
+        limit: usize,
+    ) -> Result<usize, StorageError>;
+
     /// Plugin file `file` (a file name) is deployed at `version`, a kept
     /// component: the hosts sharing the database start new runs of its
     /// types from it, and are told ([`Notice::Deployed`]). A backend one

@@ -157,6 +157,14 @@ impl Storage for Crashing {
     async fn prune_components(&self, keep: Vec<String>) -> Result<usize, StorageError> {
         self.inner.prune_components(keep).await
     }
+
+    async fn delete_finished(
+        &self,
+        ended_before_ms: u64,
+        limit: usize,
+    ) -> Result<usize, StorageError> {
+        self.inner.delete_finished(ended_before_ms, limit).await
+    }
     async fn deploy(&self, file: &str, version: &str, at_ms: u64) -> Result<(), StorageError> {
         self.inner.deploy(file, version, at_ms).await
     }

@@ -273,6 +273,8 @@ impl Harness {
             .plugins(self.dir.path().join("plugins"))
             .cache_dir(cache)
             .clock(self.clock.clone())
+            // Every run stays readable however far the clock moves.
+            .retention(None)
             .stubs(self.stubs.clone())
             .storage_layer(move |inner| -> Arc<dyn Storage> {
                 Arc::new(Crashing {
