@@ -66,7 +66,7 @@ async fn pass(inner: &Arc<Engine>, retention: Duration) {
     if deleted > 0 {
         tracing::info!(
             deleted,
-            retention = %humantime::format_duration(retention),
+            retention_s = retention.as_secs(),
             "retention: deleted finished runs that ended before the retention"
         );
     }
